@@ -1,0 +1,34 @@
+# event_stats -- PGXS build.  See README.md for the two commands that build,
+# install and test it on a fresh Debian 12 machine.
+
+EXTENSION = event_stats
+MODULE_big = event_stats
+OBJS = \
+	src/module.o \
+	src/counter_store.o \
+	src/counter_pending.o \
+	src/counter_type.o \
+	src/counter_api.o
+DATA = sql/event_stats--1.0.sql
+PGFILEDESC = "event_stats - contention-free sharded counters"
+
+# -Wextra's unused-parameter fires inside PostgreSQL's own headers (and on
+# every callback signature), so it is the one -Wextra warning turned off.
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
+
+# pg_regress (sql/, expected/), against a server that preloads the library
+REGRESS = counter_api counter_xact counter_privileges
+# run separately against a server that does not preload it (test/run_tests.sh)
+REGRESS_NO_PRELOAD = no_preload
+
+ISOLATION = counter_concurrent_increments counter_snapshot_reader counter_set_race
+ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output
+
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+
+EXTRA_CLEAN = test/isolation/output
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

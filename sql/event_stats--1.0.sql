@@ -1,0 +1,217 @@
+/*
+ * event_stats 1.0 -- the public API.
+ *
+ * Everything lives in schema event_stats.  The library must be listed in
+ * shared_preload_libraries; without it every function below raises an
+ * error that says so.
+ */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION event_stats" to load this file. \quit
+
+--------------------------------------------------------------------------
+-- State tables.  Written only by the extension's C code; see
+-- src/counter_store.c for the rules.  Ordinary roles get no privileges on
+-- them.  They are extension configuration tables, so pg_dump saves their
+-- rows and pg_restore brings counters and values back.
+--------------------------------------------------------------------------
+
+CREATE TABLE event_stats.counter_definitions (
+    id      integer PRIMARY KEY,
+    name    text COLLATE "C" NOT NULL UNIQUE
+            CHECK (octet_length(name) BETWEEN 1 AND 63),
+    shards  integer NOT NULL CHECK (shards > 0)
+);
+COMMENT ON TABLE event_stats.counter_definitions IS
+    'One row per sharded counter. Do not write to it directly.';
+
+CREATE SEQUENCE event_stats.counter_definitions_id_seq
+    AS integer OWNED BY event_stats.counter_definitions.id;
+
+-- One row per (counter, shard).  The filler and fillfactor 10 give every
+-- row a heap page of its own with room for its HOT versions, so backends
+-- writing their own shards never share a buffer lock.
+CREATE TABLE event_stats.counter_shards (
+    counter_id  integer NOT NULL,
+    shard       integer NOT NULL,
+    value       bigint NOT NULL,
+    filler      char(380) NOT NULL DEFAULT '',
+    PRIMARY KEY (counter_id, shard)
+) WITH (fillfactor = 10);
+COMMENT ON TABLE event_stats.counter_shards IS
+    'Shard values of sharded counters; a counter is the sum of its rows. Do not write to it directly.';
+
+REVOKE ALL ON event_stats.counter_definitions, event_stats.counter_shards,
+    event_stats.counter_definitions_id_seq FROM PUBLIC;
+
+SELECT pg_catalog.pg_extension_config_dump('event_stats.counter_definitions', '');
+SELECT pg_catalog.pg_extension_config_dump('event_stats.counter_shards', '');
+SELECT pg_catalog.pg_extension_config_dump('event_stats.counter_definitions_id_seq', '');
+
+--------------------------------------------------------------------------
+-- The counter type: a 4-byte handle whose text form is the counter's
+-- name.  'events_total'::event_stats.counter resolves the name once, when
+-- the literal is read, and fails if there is no such counter.
+--------------------------------------------------------------------------
+
+CREATE TYPE event_stats.counter;
+
+CREATE FUNCTION event_stats.counter_in(cstring)
+    RETURNS event_stats.counter
+    AS 'MODULE_PATHNAME', 'counter_in'
+    LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION event_stats.counter_in(cstring) IS
+    'Resolves a counter name to its handle';
+
+CREATE FUNCTION event_stats.counter_out(event_stats.counter)
+    RETURNS cstring
+    AS 'MODULE_PATHNAME', 'counter_out'
+    LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION event_stats.counter_out(event_stats.counter) IS
+    'Prints a counter handle as its name (a dropped counter as its id)';
+
+CREATE TYPE event_stats.counter (
+    INPUT = event_stats.counter_in,
+    OUTPUT = event_stats.counter_out,
+    INTERNALLENGTH = 4,
+    PASSEDBYVALUE,
+    ALIGNMENT = int4
+);
+COMMENT ON TYPE event_stats.counter IS
+    'Handle of a sharded counter; reads and prints as the counter''s name';
+
+-- The handle is the counter's integer id.
+CREATE CAST (event_stats.counter AS integer) WITHOUT FUNCTION;
+CREATE CAST (integer AS event_stats.counter) WITHOUT FUNCTION;
+
+-- Comparison, so handles can be grouped, joined and indexed.  Ordering is
+-- creation order.
+CREATE FUNCTION event_stats.counter_eq(event_stats.counter, event_stats.counter)
+    RETURNS boolean AS 'MODULE_PATHNAME', 'counter_eq'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION event_stats.counter_ne(event_stats.counter, event_stats.counter)
+    RETURNS boolean AS 'MODULE_PATHNAME', 'counter_ne'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION event_stats.counter_lt(event_stats.counter, event_stats.counter)
+    RETURNS boolean AS 'MODULE_PATHNAME', 'counter_lt'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION event_stats.counter_le(event_stats.counter, event_stats.counter)
+    RETURNS boolean AS 'MODULE_PATHNAME', 'counter_le'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION event_stats.counter_gt(event_stats.counter, event_stats.counter)
+    RETURNS boolean AS 'MODULE_PATHNAME', 'counter_gt'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION event_stats.counter_ge(event_stats.counter, event_stats.counter)
+    RETURNS boolean AS 'MODULE_PATHNAME', 'counter_ge'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION event_stats.counter_cmp(event_stats.counter, event_stats.counter)
+    RETURNS integer AS 'MODULE_PATHNAME', 'counter_cmp'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION event_stats.counter_hash(event_stats.counter)
+    RETURNS integer AS 'MODULE_PATHNAME', 'counter_hash'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+
+CREATE OPERATOR event_stats.= (
+    LEFTARG = event_stats.counter, RIGHTARG = event_stats.counter,
+    FUNCTION = event_stats.counter_eq,
+    COMMUTATOR = OPERATOR(event_stats.=), NEGATOR = OPERATOR(event_stats.<>),
+    RESTRICT = eqsel, JOIN = eqjoinsel, HASHES, MERGES);
+CREATE OPERATOR event_stats.<> (
+    LEFTARG = event_stats.counter, RIGHTARG = event_stats.counter,
+    FUNCTION = event_stats.counter_ne,
+    COMMUTATOR = OPERATOR(event_stats.<>), NEGATOR = OPERATOR(event_stats.=),
+    RESTRICT = neqsel, JOIN = neqjoinsel);
+CREATE OPERATOR event_stats.< (
+    LEFTARG = event_stats.counter, RIGHTARG = event_stats.counter,
+    FUNCTION = event_stats.counter_lt,
+    COMMUTATOR = OPERATOR(event_stats.>), NEGATOR = OPERATOR(event_stats.>=),
+    RESTRICT = scalarltsel, JOIN = scalarltjoinsel);
+CREATE OPERATOR event_stats.<= (
+    LEFTARG = event_stats.counter, RIGHTARG = event_stats.counter,
+    FUNCTION = event_stats.counter_le,
+    COMMUTATOR = OPERATOR(event_stats.>=), NEGATOR = OPERATOR(event_stats.>),
+    RESTRICT = scalarlesel, JOIN = scalarlejoinsel);
+CREATE OPERATOR event_stats.> (
+    LEFTARG = event_stats.counter, RIGHTARG = event_stats.counter,
+    FUNCTION = event_stats.counter_gt,
+    COMMUTATOR = OPERATOR(event_stats.<), NEGATOR = OPERATOR(event_stats.<=),
+    RESTRICT = scalargtsel, JOIN = scalargtjoinsel);
+CREATE OPERATOR event_stats.>= (
+    LEFTARG = event_stats.counter, RIGHTARG = event_stats.counter,
+    FUNCTION = event_stats.counter_ge,
+    COMMUTATOR = OPERATOR(event_stats.<=), NEGATOR = OPERATOR(event_stats.<),
+    RESTRICT = scalargesel, JOIN = scalargejoinsel);
+
+CREATE OPERATOR CLASS event_stats.counter_ops
+    DEFAULT FOR TYPE event_stats.counter USING btree AS
+        OPERATOR 1 event_stats.<,
+        OPERATOR 2 event_stats.<=,
+        OPERATOR 3 event_stats.=,
+        OPERATOR 4 event_stats.>=,
+        OPERATOR 5 event_stats.>,
+        FUNCTION 1 event_stats.counter_cmp(event_stats.counter, event_stats.counter);
+
+CREATE OPERATOR CLASS event_stats.counter_hash_ops
+    DEFAULT FOR TYPE event_stats.counter USING hash AS
+        OPERATOR 1 event_stats.=,
+        FUNCTION 1 event_stats.counter_hash(event_stats.counter);
+
+--------------------------------------------------------------------------
+-- Sharded counters
+--------------------------------------------------------------------------
+
+CREATE FUNCTION event_stats.create_counter(name text, shards integer DEFAULT NULL)
+    RETURNS event_stats.counter
+    AS 'MODULE_PATHNAME', 'es_create_counter'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION event_stats.create_counter(text, integer) IS
+    'Creates a sharded counter; by default with one shard per backend that can exist';
+
+CREATE FUNCTION event_stats.drop_counter(event_stats.counter)
+    RETURNS void
+    AS 'MODULE_PATHNAME', 'es_drop_counter'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION event_stats.drop_counter(event_stats.counter) IS
+    'Drops a counter and its value';
+
+CREATE FUNCTION event_stats.increment(event_stats.counter, delta bigint DEFAULT 1)
+    RETURNS void
+    AS 'MODULE_PATHNAME', 'es_increment'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION event_stats.increment(event_stats.counter, bigint) IS
+    'Adds delta to the counter when, and only if, the transaction commits';
+
+CREATE FUNCTION event_stats.value(event_stats.counter)
+    RETURNS bigint
+    AS 'MODULE_PATHNAME', 'es_value'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION event_stats.value(event_stats.counter) IS
+    'The counter''s value in the current snapshot, plus this transaction''s own changes';
+
+CREATE FUNCTION event_stats.set(event_stats.counter, bigint)
+    RETURNS void
+    AS 'MODULE_PATHNAME', 'es_set'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION event_stats.set(event_stats.counter, bigint) IS
+    'Sets the counter at commit; increments committed afterwards add to the new value';
+
+CREATE VIEW event_stats.counters AS
+    SELECT d.name,
+           d.id::event_stats.counter AS counter,
+           event_stats.value(d.id::event_stats.counter) AS value,
+           d.shards
+      FROM event_stats.counter_definitions d;
+COMMENT ON VIEW event_stats.counters IS
+    'Every counter with its value in the current snapshot';
+
+--------------------------------------------------------------------------
+-- Privileges.  Creating, dropping and setting counters is for the
+-- extension owner and roles it grants; incrementing and reading are open
+-- to every role.  Change either with GRANT / REVOKE on the functions.
+--------------------------------------------------------------------------
+
+REVOKE EXECUTE ON FUNCTION event_stats.create_counter(text, integer),
+    event_stats.drop_counter(event_stats.counter),
+    event_stats.set(event_stats.counter, bigint) FROM PUBLIC;
+GRANT USAGE ON SCHEMA event_stats TO PUBLIC;
+GRANT SELECT ON event_stats.counters TO PUBLIC;

@@ -1,0 +1,167 @@
+/*-------------------------------------------------------------------------
+ *
+ * counter_api.c
+ *	  SQL-callable functions of sharded counters.
+ *
+ * Argument checking and the public contract live here; the transaction's
+ * pending changes are in counter_pending.c and the tables in
+ * counter_store.c.  Functions are not STRICT: a NULL argument is an error,
+ * not a silently skipped increment.
+ *
+ * No state of its own.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/parallel.h"
+#include "common/int.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/snapmgr.h"
+
+#include "event_stats.h"
+
+PG_FUNCTION_INFO_V1(es_create_counter);
+PG_FUNCTION_INFO_V1(es_drop_counter);
+PG_FUNCTION_INFO_V1(es_increment);
+PG_FUNCTION_INFO_V1(es_value);
+PG_FUNCTION_INFO_V1(es_set);
+
+static void
+require_arg(FunctionCallInfo fcinfo, int argno, const char *what)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", what)));
+}
+
+static void
+check_counter_name(const char *name)
+{
+	size_t		len = strlen(name);
+
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("counter name must not be empty")));
+	if (len > COUNTER_NAME_MAXLEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("counter name \"%s\" is too long", name),
+				 errdetail("Counter names are at most %d bytes long.",
+						   COUNTER_NAME_MAXLEN)));
+}
+
+/*
+ * create_counter(name text, shards int DEFAULT NULL) RETURNS counter
+ */
+Datum
+es_create_counter(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	int32		max_shards = store_max_shards();
+	int32		shards = max_shards;
+
+	es_require_preload();
+	require_arg(fcinfo, 0, "counter name");
+	PreventCommandIfReadOnly("event_stats.create_counter()");
+	PreventCommandIfParallelMode("event_stats.create_counter()");
+
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	check_counter_name(name);
+	if (!PG_ARGISNULL(1))
+		shards = PG_GETARG_INT32(1);
+	if (shards < 1 || shards > max_shards)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("number of shards must be between 1 and %d", max_shards),
+				 errhint("More shards than backends that can exist (%d here) buy nothing.",
+						 max_shards)));
+
+	PG_RETURN_INT32(store_create(name, shards));
+}
+
+/*
+ * drop_counter(counter) RETURNS void
+ */
+Datum
+es_drop_counter(PG_FUNCTION_ARGS)
+{
+	es_require_preload();
+	require_arg(fcinfo, 0, "counter");
+	PreventCommandIfReadOnly("event_stats.drop_counter()");
+	PreventCommandIfParallelMode("event_stats.drop_counter()");
+
+	store_drop(PG_GETARG_INT32(0));
+	PG_RETURN_VOID();
+}
+
+/*
+ * increment(counter, delta bigint DEFAULT 1) RETURNS void
+ */
+Datum
+es_increment(PG_FUNCTION_ARGS)
+{
+	es_require_preload();
+	require_arg(fcinfo, 0, "counter");
+	require_arg(fcinfo, 1, "delta");
+
+	pending_increment(PG_GETARG_INT32(0), PG_GETARG_INT64(1));
+	PG_RETURN_VOID();
+}
+
+/*
+ * set(counter, bigint) RETURNS void
+ */
+Datum
+es_set(PG_FUNCTION_ARGS)
+{
+	es_require_preload();
+	require_arg(fcinfo, 0, "counter");
+	require_arg(fcinfo, 1, "value");
+
+	pending_set(PG_GETARG_INT32(0), PG_GETARG_INT64(1));
+	PG_RETURN_VOID();
+}
+
+/*
+ * value(counter) RETURNS bigint
+ *
+ * The shards visible to the current snapshot plus this transaction's own
+ * pending change.  After set() in this transaction the shards no longer
+ * matter: the pending state carries the whole value.
+ */
+Datum
+es_value(PG_FUNCTION_ARGS)
+{
+	CounterId	id;
+	Snapshot	snapshot;
+	CounterDef	def;
+	bool		is_absolute = false;
+	int64		pending = 0;
+	int64		result;
+
+	es_require_preload();
+	require_arg(fcinfo, 0, "counter");
+	id = PG_GETARG_INT32(0);
+
+	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+	if (!store_lookup_by_id(id, snapshot, &def))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("counter with id %d does not exist", id)));
+
+	pending_lookup(id, &is_absolute, &pending);
+	if (is_absolute)
+		PG_RETURN_INT64(pending);
+
+	if (pg_add_s64_overflow(store_sum_shards(&def, snapshot), pending, &result))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("value of counter \"%s\" is out of range for type bigint",
+						def.name)));
+	PG_RETURN_INT64(result);
+}

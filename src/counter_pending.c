@@ -1,0 +1,328 @@
+/*-------------------------------------------------------------------------
+ *
+ * counter_pending.c
+ *	  Increments and sets made by the current transaction, not yet written.
+ *
+ * increment() and set() only change a backend-local hash table; nothing is
+ * written until the transaction commits or prepares.  Then, in the
+ * XACT_EVENT_PRE_COMMIT / XACT_EVENT_PRE_PREPARE callback, while the
+ * transaction can still write (and still fail), each touched counter gets
+ * exactly one write through counter_store.c, however many increments the
+ * transaction made.  Rows written at PREPARE belong to the prepared
+ * transaction: COMMIT PREPARED makes them visible, ROLLBACK PREPARED
+ * discards them, from whichever backend.
+ *
+ * Subtransactions: each counter keeps a stack of states, one per
+ * subtransaction level that changed it, innermost first.  Each state is
+ * cumulative (it already includes the levels below it), so committing a
+ * subtransaction just replaces the state below, and aborting one pops it.
+ *
+ * A state is either relative (amount is a delta to add) or absolute (set()
+ * was called, and amount is the value the counter takes, later increments
+ * of the same transaction included).
+ *
+ * Backend-local state: `pending` and the memory context it lives in belong
+ * to the current top-level transaction; the transaction callbacks below
+ * forget them when it ends.  Nothing here is shared.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/parallel.h"
+#include "access/xact.h"
+#include "common/int.h"
+#include "miscadmin.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+
+#include "event_stats.h"
+
+typedef struct PendingState
+{
+	int			nest_level;		/* subtransaction level that owns it */
+	bool		is_absolute;	/* set() was called: amount is the value */
+	int64		amount;
+	struct PendingState *below; /* state of the enclosing level, if any */
+} PendingState;
+
+typedef struct PendingCounter
+{
+	CounterId	id;				/* hash key */
+	CounterDef	def;
+	PendingState *top;			/* innermost level; NULL once all aborted */
+} PendingCounter;
+
+static HTAB *pending = NULL;
+static MemoryContext pending_cxt = NULL;
+
+/* deepest subtransaction level holding a state; lets most ends skip work */
+static int	pending_deepest = 0;
+
+/* true while the pre-commit flush runs: no more changes may be queued */
+static bool pending_flushing = false;
+
+static void
+pending_reset(void)
+{
+	/* the memory goes with TopTransactionContext */
+	pending = NULL;
+	pending_cxt = NULL;
+	pending_deepest = 0;
+	pending_flushing = false;
+}
+
+static PendingCounter *
+pending_entry(CounterId id)
+{
+	PendingCounter *pc;
+	bool		found;
+
+	if (pending_flushing)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+				 errmsg("cannot change a counter while its transaction is committing")));
+
+	if (pending == NULL)
+	{
+		HASHCTL		ctl;
+
+		pending_cxt = AllocSetContextCreate(TopTransactionContext,
+											"event_stats pending counters",
+											ALLOCSET_SMALL_SIZES);
+		ctl.keysize = sizeof(CounterId);
+		ctl.entrysize = sizeof(PendingCounter);
+		ctl.hcxt = pending_cxt;
+		pending = hash_create("event_stats pending counters", 16, &ctl,
+							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+
+	pc = hash_search(pending, &id, HASH_FIND, NULL);
+	if (pc != NULL)
+		return pc;
+
+	/* look the definition up before creating the entry, so an error leaves none */
+	{
+		CounterDef	def;
+
+		if (!store_lookup_by_id(id, NULL, &def))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("counter with id %d does not exist", id)));
+		pc = hash_search(pending, &id, HASH_ENTER, &found);
+		pc->def = def;
+		pc->top = NULL;
+	}
+	return pc;
+}
+
+/* The state of the current subtransaction level, pushed on first change. */
+static PendingState *
+pending_current_state(PendingCounter *pc)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	PendingState *state;
+
+	if (pc->top != NULL && pc->top->nest_level == level)
+		return pc->top;
+
+	state = MemoryContextAlloc(pending_cxt, sizeof(PendingState));
+	if (pc->top != NULL)
+		*state = *pc->top;
+	else
+	{
+		state->is_absolute = false;
+		state->amount = 0;
+	}
+	state->nest_level = level;
+	state->below = pc->top;
+	pc->top = state;
+	pending_deepest = Max(pending_deepest, level);
+	return state;
+}
+
+static void
+pending_check_writable(const char *function)
+{
+	PreventCommandIfReadOnly(function);
+	if (IsInParallelMode())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+				 errmsg("cannot change a counter during a parallel operation")));
+}
+
+void
+pending_increment(CounterId id, int64 delta)
+{
+	PendingCounter *pc;
+	PendingState *state;
+	int64		sum;
+
+	pending_check_writable("event_stats.increment()");
+	pc = pending_entry(id);
+	if (pg_add_s64_overflow(pc->top ? pc->top->amount : 0, delta, &sum))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("value of counter \"%s\" is out of range for type bigint",
+						pc->def.name),
+				 errdetail("This transaction's increments of the counter add up to more than bigint can hold.")));
+
+	state = pending_current_state(pc);
+	state->amount = sum;
+}
+
+void
+pending_set(CounterId id, int64 value)
+{
+	PendingCounter *pc;
+	PendingState *state;
+
+	pending_check_writable("event_stats.set()");
+	pc = pending_entry(id);
+	state = pending_current_state(pc);
+	state->is_absolute = true;
+	state->amount = value;
+}
+
+/*
+ * What this transaction would add to (or set) the counter if it committed
+ * now.  Returns false when it has no pending change for it.
+ */
+bool
+pending_lookup(CounterId id, bool *is_absolute, int64 *amount)
+{
+	PendingCounter *pc;
+
+	if (pending == NULL)
+		return false;
+	pc = hash_search(pending, &id, HASH_FIND, NULL);
+	if (pc == NULL || pc->top == NULL)
+		return false;
+	*is_absolute = pc->top->is_absolute;
+	*amount = pc->top->amount;
+	return true;
+}
+
+static int
+pending_cmp_id(const void *a, const void *b)
+{
+	const PendingCounter *pa = *(PendingCounter *const *) a;
+	const PendingCounter *pb = *(PendingCounter *const *) b;
+
+	return (pa->id > pb->id) - (pa->id < pb->id);
+}
+
+/*
+ * Writes every pending change, one write per counter, in counter id order
+ * so that two committing transactions that must wait for each other always
+ * do so in the same order and cannot deadlock.
+ */
+static void
+pending_flush(void)
+{
+	long		n = hash_get_num_entries(pending);
+	PendingCounter **sorted;
+	HASH_SEQ_STATUS seq;
+	PendingCounter *pc;
+	long		i = 0;
+
+	pending_flushing = true;
+	sorted = MemoryContextAlloc(pending_cxt, n * sizeof(PendingCounter *));
+	hash_seq_init(&seq, pending);
+	while ((pc = hash_seq_search(&seq)) != NULL)
+		sorted[i++] = pc;
+	qsort(sorted, n, sizeof(PendingCounter *), pending_cmp_id);
+
+	CommandCounterIncrement();
+	for (i = 0; i < n; i++)
+	{
+		PendingState *state = sorted[i]->top;
+
+		if (state == NULL)
+			continue;
+		Assert(state->nest_level == 1);
+		if (state->is_absolute)
+			store_reset_shards(&sorted[i]->def, state->amount);
+		else if (state->amount != 0)
+			store_add_to_shards(&sorted[i]->def, state->amount);
+	}
+}
+
+static void
+pending_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			if (pending != NULL)
+				pending_flush();
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			pending_reset();
+			break;
+		case XACT_EVENT_PARALLEL_PRE_COMMIT:
+			/* increments are refused in parallel workers */
+			break;
+	}
+}
+
+/* Folds the committing level into its parent, or drops the aborted one. */
+static void
+pending_subxact_end(int level, bool commit)
+{
+	HASH_SEQ_STATUS seq;
+	PendingCounter *pc;
+
+	hash_seq_init(&seq, pending);
+	while ((pc = hash_seq_search(&seq)) != NULL)
+	{
+		PendingState *state = pc->top;
+
+		if (state == NULL || state->nest_level != level)
+			continue;
+
+		if (!commit)
+			pc->top = state->below;
+		else if (state->below != NULL && state->below->nest_level == level - 1)
+		{
+			/* states are cumulative: the inner one replaces the outer */
+			state->below->is_absolute = state->is_absolute;
+			state->below->amount = state->amount;
+			pc->top = state->below;
+		}
+		else
+			state->nest_level = level - 1;
+		/* popped states stay in pending_cxt until the transaction ends */
+	}
+	pending_deepest = level - 1;
+}
+
+static void
+pending_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						 SubTransactionId parentSubid, void *arg)
+{
+	int			level;
+
+	if (pending == NULL)
+		return;
+	level = GetCurrentTransactionNestLevel();
+	if (level > pending_deepest)
+		return;
+
+	if (event == SUBXACT_EVENT_COMMIT_SUB)
+		pending_subxact_end(level, true);
+	else if (event == SUBXACT_EVENT_ABORT_SUB)
+		pending_subxact_end(level, false);
+}
+
+void
+pending_register_callbacks(void)
+{
+	RegisterXactCallback(pending_xact_callback, NULL);
+	RegisterSubXactCallback(pending_subxact_callback, NULL);
+}

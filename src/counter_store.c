@@ -1,0 +1,754 @@
+/*-------------------------------------------------------------------------
+ *
+ * counter_store.c
+ *	  The state tables of sharded counters, read and written by direct heap
+ *	  access.
+ *
+ * Two ordinary tables in schema event_stats hold all durable counter state,
+ * so it is WAL-logged, crash-safe, replicated and dumped like any table:
+ *
+ *	 counter_definitions (id, name, shards)
+ *	 counter_shards      (counter_id, shard, value, filler)
+ *
+ * A counter's value is the sum of its shard rows.  Shard rows are written
+ * only here, and only in three ways:
+ *
+ *	 - store_add_to_shards(), once per counter at the commit (or PREPARE) of a
+ *	   transaction that incremented it.  It writes one shard row, preferring
+ *	   the row numbered after this backend's BackendId.  A row whose newest
+ *	   version is being written by another transaction is skipped, not
+ *	   waited for (heap_update with wait = false), and the next row is tried;
+ *	   only when every shard is busy does it wait.  With the default of one
+ *	   shard per possible backend, two live transactions never prefer the
+ *	   same row, so commits never queue on a row lock.
+ *
+ *	 - store_reset_shards() for set(), at commit: every shard row is
+ *	   rewritten, waiting for in-flight writers.  Increments that commit
+ *	   after it find the new versions and add to them, so none is lost.
+ *
+ *	 - store_drop(): every row is deleted.
+ *
+ * Writers always act on the newest committed version of a row, found with
+ * SnapshotSelf rather than the transaction snapshot, and retry when it was
+ * replaced under them.  This is what keeps REPEATABLE READ and SERIALIZABLE
+ * incrementers free of serialization failures: the transaction snapshot is
+ * never asked whether the row changed, and a non-MVCC read takes no SSI
+ * predicate lock.  The price is that writes go through heap_update
+ * directly, so index entries for non-HOT updates are inserted here too.
+ *
+ * Readers (store_sum_shards) use the caller's MVCC snapshot, so a value is
+ * exactly the sum of the increments committed before that snapshot.
+ *
+ * Every shard row is padded (filler) and the table has fillfactor 10, so
+ * each row sits alone on a heap page with room for its HOT versions: two
+ * backends writing their own shards never contend for one buffer lock.
+ *
+ * Backend-local caches, none of them shared, all owned by this file:
+ *
+ *	 store_oids		OIDs of our tables, indexes and sequence;
+ *	 def_cache		definitions by id and by name, the way syscache keeps
+ *					catalog rows: create and drop send a relcache
+ *					invalidation of counter_definitions at commit, and any
+ *					invalidation of our relations empties both caches;
+ *	 shard_hints	per counter, the shard and TID this backend last wrote,
+ *					so the next commit can go straight to the row instead of
+ *					descending the index.  A hint is only a guess: it is
+ *					checked (visible, same key) before use, and a stale one
+ *					falls back to the index.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/index.h"
+#include "catalog/namespace.h"
+#include "commands/dbcommands.h"
+#include "commands/sequence.h"
+#include "common/int.h"
+#include "common/int128.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#include "event_stats.h"
+
+#define ES_SCHEMA				"event_stats"
+
+/* counter_definitions */
+#define Natts_def				3
+#define Anum_def_id				1
+#define Anum_def_name			2
+#define Anum_def_shards			3
+
+/* counter_shards */
+#define Natts_shard				4
+#define Anum_shard_counter		1
+#define Anum_shard_shard		2
+#define Anum_shard_value		3
+#define Anum_shard_filler		4
+
+/* char(n) length of the filler column; see the install script */
+#define SHARD_FILLER_LEN		380
+
+typedef struct StoreOids
+{
+	Oid			defs;
+	Oid			defs_id_idx;
+	Oid			defs_name_idx;
+	Oid			defs_id_seq;
+	Oid			shards;
+	Oid			shards_idx;
+} StoreOids;
+
+static StoreOids store_oids;
+static bool store_oids_valid = false;
+static bool store_callback_registered = false;
+
+typedef struct DefByName
+{
+	char		name[NAMEDATALEN];	/* hash key */
+	CounterDef	def;
+} DefByName;
+
+typedef struct DefById
+{
+	CounterId	id;				/* hash key */
+	CounterDef	def;
+} DefById;
+
+typedef struct ShardHint
+{
+	CounterId	id;				/* hash key */
+	int32		shard;
+	ItemPointerData tid;
+} ShardHint;
+
+static HTAB *defs_by_name = NULL;
+static HTAB *defs_by_id = NULL;
+static HTAB *shard_hints = NULL;
+
+typedef enum ShardWrite
+{
+	SHARD_WRITTEN,				/* the row now carries our change */
+	SHARD_BUSY,					/* another transaction is writing it */
+	SHARD_GONE					/* the counter was dropped */
+} ShardWrite;
+
+typedef enum ShardOp
+{
+	SHARD_OP_ADD,
+	SHARD_OP_ASSIGN,
+	SHARD_OP_DELETE
+} ShardOp;
+
+static HTAB *
+local_hash(const char *name, Size keysize, Size entrysize, int flags)
+{
+	HASHCTL		ctl;
+
+	ctl.keysize = keysize;
+	ctl.entrysize = entrysize;
+	ctl.hcxt = CacheMemoryContext;
+	return hash_create(name, 64, &ctl, HASH_ELEM | HASH_CONTEXT | flags);
+}
+
+static void
+store_invalidate(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid ||
+		relid == store_oids.defs || relid == store_oids.shards ||
+		relid == store_oids.defs_id_idx || relid == store_oids.defs_name_idx ||
+		relid == store_oids.shards_idx)
+	{
+		store_oids_valid = false;
+		if (defs_by_name != NULL)
+		{
+			hash_destroy(defs_by_name);
+			hash_destroy(defs_by_id);
+			defs_by_name = defs_by_id = NULL;
+		}
+	}
+}
+
+static Oid
+store_relid(Oid nsp, const char *relname)
+{
+	Oid			relid = get_relname_relid(relname, nsp);
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("relation \"%s.%s\" of extension event_stats is missing",
+						ES_SCHEMA, relname),
+				 errhint("Recreate the extension with DROP EXTENSION and CREATE EXTENSION.")));
+	return relid;
+}
+
+static const StoreOids *
+store_get_oids(void)
+{
+	Oid			nsp;
+
+	if (store_oids_valid)
+		return &store_oids;
+
+	if (!store_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(store_invalidate, (Datum) 0);
+		store_callback_registered = true;
+	}
+
+	nsp = get_namespace_oid(ES_SCHEMA, true);
+	if (!OidIsValid(nsp))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension event_stats is not installed in database \"%s\"",
+						get_database_name(MyDatabaseId)),
+				 errhint("Run CREATE EXTENSION event_stats.")));
+
+	store_oids.defs = store_relid(nsp, "counter_definitions");
+	store_oids.defs_id_idx = store_relid(nsp, "counter_definitions_pkey");
+	store_oids.defs_name_idx = store_relid(nsp, "counter_definitions_name_key");
+	store_oids.defs_id_seq = store_relid(nsp, "counter_definitions_id_seq");
+	store_oids.shards = store_relid(nsp, "counter_shards");
+	store_oids.shards_idx = store_relid(nsp, "counter_shards_pkey");
+	store_oids_valid = true;
+	return &store_oids;
+}
+
+/*
+ * Upper bound for a counter's shard count, and its default: one shard for
+ * every backend that can exist in this server.
+ */
+int32
+store_max_shards(void)
+{
+	return MaxBackends;
+}
+
+/* ----------
+ * Index maintenance for tuples written with heap_insert / heap_update.
+ *
+ * Our indexes are on plain columns only (see the install script), so the
+ * index values are the heap attributes themselves.
+ * ----------
+ */
+static void
+insert_index_entries(Relation heap, HeapTuple tuple)
+{
+	List	   *indexes = RelationGetIndexList(heap);
+	ListCell   *lc;
+
+	foreach(lc, indexes)
+	{
+		Relation	index = index_open(lfirst_oid(lc), RowExclusiveLock);
+		IndexInfo  *info = BuildIndexInfo(index);
+		Datum		values[INDEX_MAX_KEYS];
+		bool		isnull[INDEX_MAX_KEYS];
+
+		Assert(info->ii_Expressions == NIL && info->ii_Predicate == NIL);
+		for (int i = 0; i < info->ii_NumIndexAttrs; i++)
+			values[i] = heap_getattr(tuple, info->ii_IndexAttrNumbers[i],
+									 RelationGetDescr(heap), &isnull[i]);
+
+		index_insert(index, values, isnull, &tuple->t_self, heap,
+					 index->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
+					 false, info);
+		index_close(index, RowExclusiveLock);
+	}
+	list_free(indexes);
+}
+
+static void
+insert_tuple(Relation rel, HeapTuple tuple)
+{
+	simple_heap_insert(rel, tuple);
+	insert_index_entries(rel, tuple);
+}
+
+/* ----------
+ * Definitions
+ * ----------
+ */
+static void
+def_from_tuple(Relation rel, HeapTuple tuple, CounterDef *def)
+{
+	Datum		values[Natts_def];
+	bool		isnull[Natts_def];
+
+	heap_deform_tuple(tuple, RelationGetDescr(rel), values, isnull);
+	def->id = DatumGetInt32(values[Anum_def_id - 1]);
+	def->shards = DatumGetInt32(values[Anum_def_shards - 1]);
+	text_to_cstring_buffer(DatumGetTextPP(values[Anum_def_name - 1]),
+						   def->name, sizeof(def->name));
+}
+
+/*
+ * Looks a definition up through one index.  A NULL snapshot means the
+ * newest committed state, the way catalog lookups resolve names.
+ */
+static bool
+def_lookup(Oid indexoid, AttrNumber attno, RegProcedure eqproc, Datum key,
+		   Snapshot snapshot, CounterDef *def)
+{
+	const StoreOids *oids = store_get_oids();
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData skey;
+	HeapTuple	tuple;
+	bool		found = false;
+	bool		own_snapshot = (snapshot == NULL);
+
+	if (own_snapshot)
+		snapshot = RegisterSnapshot(GetLatestSnapshot());
+
+	rel = table_open(oids->defs, AccessShareLock);
+	ScanKeyInit(&skey, attno, BTEqualStrategyNumber, eqproc, key);
+	scan = systable_beginscan(rel, indexoid, true, snapshot, 1, &skey);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+	{
+		def_from_tuple(rel, tuple, def);
+		found = true;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	if (own_snapshot)
+		UnregisterSnapshot(snapshot);
+	return found;
+}
+
+static void
+def_cache_add(const CounterDef *def)
+{
+	DefByName  *byname;
+	DefById    *byid;
+
+	if (defs_by_name == NULL)
+	{
+		defs_by_name = local_hash("event_stats counters by name",
+								  NAMEDATALEN, sizeof(DefByName), HASH_STRINGS);
+		defs_by_id = local_hash("event_stats counters by id",
+								sizeof(CounterId), sizeof(DefById), HASH_BLOBS);
+	}
+	byname = hash_search(defs_by_name, def->name, HASH_ENTER, NULL);
+	byname->def = *def;
+	byid = hash_search(defs_by_id, &def->id, HASH_ENTER, NULL);
+	byid->def = *def;
+}
+
+/* The newest committed definition of this name, through the cache. */
+bool
+store_lookup_by_name(const char *name, CounterDef *def)
+{
+	const StoreOids *oids = store_get_oids();
+	DefByName  *hit;
+
+	if (strlen(name) > COUNTER_NAME_MAXLEN)
+		return false;
+	if (defs_by_name != NULL &&
+		(hit = hash_search(defs_by_name, name, HASH_FIND, NULL)) != NULL)
+	{
+		*def = hit->def;
+		return true;
+	}
+	if (!def_lookup(oids->defs_name_idx, Anum_def_name, F_TEXTEQ,
+					CStringGetTextDatum(name), NULL, def))
+		return false;
+	def_cache_add(def);
+	return true;
+}
+
+/*
+ * The definition with this id: in snapshot when one is given, else the
+ * newest committed one, through the cache.
+ */
+bool
+store_lookup_by_id(CounterId id, Snapshot snapshot, CounterDef *def)
+{
+	const StoreOids *oids = store_get_oids();
+	DefById    *hit;
+
+	if (snapshot == NULL && defs_by_id != NULL &&
+		(hit = hash_search(defs_by_id, &id, HASH_FIND, NULL)) != NULL)
+	{
+		*def = hit->def;
+		return true;
+	}
+	if (!def_lookup(oids->defs_id_idx, Anum_def_id, F_INT4EQ,
+					Int32GetDatum(id), snapshot, def))
+		return false;
+	if (snapshot == NULL)
+		def_cache_add(def);
+	return true;
+}
+
+/* Makes every backend, this one included, forget cached definitions. */
+static void
+def_cache_invalidate_everywhere(Relation defs)
+{
+	CacheInvalidateRelcache(defs);
+}
+
+static HeapTuple
+shard_tuple(Relation rel, CounterId id, int32 shard, int64 value)
+{
+	Datum		values[Natts_shard];
+	bool		isnull[Natts_shard] = {false};
+
+	values[Anum_shard_counter - 1] = Int32GetDatum(id);
+	values[Anum_shard_shard - 1] = Int32GetDatum(shard);
+	values[Anum_shard_value - 1] = Int64GetDatum(value);
+	values[Anum_shard_filler - 1] =
+		DirectFunctionCall3(bpcharin, CStringGetDatum(""),
+							ObjectIdGetDatum(InvalidOid),
+							Int32GetDatum(SHARD_FILLER_LEN + VARHDRSZ));
+	return heap_form_tuple(RelationGetDescr(rel), values, isnull);
+}
+
+CounterId
+store_create(const char *name, int32 shards)
+{
+	const StoreOids *oids = store_get_oids();
+	CounterDef	existing;
+	Relation	defs;
+	Relation	shard_rel;
+	Datum		values[Natts_def];
+	bool		isnull[Natts_def] = {false};
+	HeapTuple	tuple;
+	CounterId	id;
+	int64		next;
+
+	if (store_lookup_by_name(name, &existing))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("counter \"%s\" already exists", name)));
+
+	next = nextval_internal(oids->defs_id_seq, false);
+	if (next > PG_INT32_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("no more counter ids are available")));
+	id = (CounterId) next;
+
+	defs = table_open(oids->defs, RowExclusiveLock);
+	values[Anum_def_id - 1] = Int32GetDatum(id);
+	values[Anum_def_name - 1] = CStringGetTextDatum(name);
+	values[Anum_def_shards - 1] = Int32GetDatum(shards);
+	tuple = heap_form_tuple(RelationGetDescr(defs), values, isnull);
+	insert_tuple(defs, tuple);
+	def_cache_invalidate_everywhere(defs);
+	table_close(defs, RowExclusiveLock);
+
+	shard_rel = table_open(oids->shards, RowExclusiveLock);
+	for (int32 s = 0; s < shards; s++)
+		insert_tuple(shard_rel, shard_tuple(shard_rel, id, s, 0));
+	table_close(shard_rel, RowExclusiveLock);
+
+	CommandCounterIncrement();
+	return id;
+}
+
+/* ----------
+ * Shard rows
+ * ----------
+ */
+
+/* Copies the newest committed (or our own) version of one shard row. */
+static HeapTuple
+shard_fetch_latest(Relation rel, CounterId id, int32 shard)
+{
+	ScanKeyData skey[2];
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	HeapTuple	copy = NULL;
+
+	ScanKeyInit(&skey[0], Anum_shard_counter, BTEqualStrategyNumber,
+				F_INT4EQ, Int32GetDatum(id));
+	ScanKeyInit(&skey[1], Anum_shard_shard, BTEqualStrategyNumber,
+				F_INT4EQ, Int32GetDatum(shard));
+	scan = systable_beginscan(rel, store_oids.shards_idx, true, SnapshotSelf,
+							  2, skey);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+		copy = heap_copytuple(tuple);
+	systable_endscan(scan);
+	return copy;
+}
+
+/*
+ * Copies the row at this backend's hinted TID when it is still the newest
+ * version of (counter, shard).  The buffer stays pinned in *pin until the
+ * caller has written the row, so pruning cannot free the line pointer in
+ * between.
+ */
+static HeapTuple
+shard_fetch_hinted(Relation rel, CounterId id, int32 shard, Buffer *pin)
+{
+	ShardHint  *hint;
+	HeapTupleData tuple;
+	bool		isnull;
+
+	*pin = InvalidBuffer;
+	if (shard_hints == NULL ||
+		(hint = hash_search(shard_hints, &id, HASH_FIND, NULL)) == NULL ||
+		hint->shard != shard)
+		return NULL;
+
+	tuple.t_self = hint->tid;
+	if (heap_fetch(rel, SnapshotSelf, &tuple, pin, true) &&
+		DatumGetInt32(heap_getattr(&tuple, Anum_shard_counter,
+								   RelationGetDescr(rel), &isnull)) == id &&
+		DatumGetInt32(heap_getattr(&tuple, Anum_shard_shard,
+								   RelationGetDescr(rel), &isnull)) == shard)
+		return heap_copytuple(&tuple);
+
+	if (BufferIsValid(*pin))
+		ReleaseBuffer(*pin);
+	*pin = InvalidBuffer;
+	return NULL;
+}
+
+static void
+shard_remember(CounterId id, int32 shard, ItemPointer tid)
+{
+	ShardHint  *hint;
+
+	if (shard_hints == NULL)
+		shard_hints = local_hash("event_stats shard hints", sizeof(CounterId),
+								 sizeof(ShardHint), HASH_BLOBS);
+	hint = hash_search(shard_hints, &id, HASH_ENTER, NULL);
+	hint->shard = shard;
+	hint->tid = *tid;
+}
+
+static int64
+shard_value(Relation rel, HeapTuple tuple)
+{
+	bool		isnull;
+
+	return DatumGetInt64(heap_getattr(tuple, Anum_shard_value,
+									  RelationGetDescr(rel), &isnull));
+}
+
+static HeapTuple
+shard_with_value(Relation rel, HeapTuple old, const CounterDef *def,
+				 ShardOp op, int64 arg)
+{
+	Datum		values[Natts_shard] = {0};
+	bool		isnull[Natts_shard] = {false};
+	bool		replace[Natts_shard] = {false};
+	int64		newval = arg;
+
+	if (op == SHARD_OP_ADD &&
+		pg_add_s64_overflow(shard_value(rel, old), arg, &newval))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("value of counter \"%s\" is out of range for type bigint",
+						def->name)));
+
+	values[Anum_shard_value - 1] = Int64GetDatum(newval);
+	replace[Anum_shard_value - 1] = true;
+	return heap_modify_tuple(old, RelationGetDescr(rel), values, isnull, replace);
+}
+
+/*
+ * Applies one change to the newest version of one shard row.  With wait =
+ * false a row that another transaction is writing is reported busy instead
+ * of waited for.
+ */
+static ShardWrite
+shard_write(Relation rel, const CounterDef *def, int32 shard,
+			ShardOp op, int64 arg, bool wait)
+{
+	bool		try_hint = (op == SHARD_OP_ADD);
+
+	for (;;)
+	{
+		HeapTuple	oldtup = NULL;
+		HeapTuple	newtup = NULL;
+		Buffer		pin = InvalidBuffer;
+		TM_FailureData tmfd;
+		LockTupleMode lockmode;
+		TM_Result	result;
+		CommandId	cid = GetCurrentCommandId(true);
+
+		CHECK_FOR_INTERRUPTS();
+
+		if (try_hint)
+			oldtup = shard_fetch_hinted(rel, def->id, shard, &pin);
+		try_hint = false;
+		if (oldtup == NULL)
+			oldtup = shard_fetch_latest(rel, def->id, shard);
+		if (oldtup == NULL)
+			return SHARD_GONE;
+
+		if (op == SHARD_OP_DELETE)
+			result = heap_delete(rel, &oldtup->t_self, cid, InvalidSnapshot,
+								 wait, &tmfd, false);
+		else
+		{
+			newtup = shard_with_value(rel, oldtup, def, op, arg);
+			result = heap_update(rel, &oldtup->t_self, newtup, cid,
+								 InvalidSnapshot, wait, &tmfd, &lockmode);
+		}
+		if (BufferIsValid(pin))
+			ReleaseBuffer(pin);
+
+		switch (result)
+		{
+			case TM_Ok:
+				if (newtup != NULL && !HeapTupleIsHeapOnly(newtup))
+					insert_index_entries(rel, newtup);
+				if (newtup != NULL)
+					shard_remember(def->id, shard, &newtup->t_self);
+				return SHARD_WRITTEN;
+			case TM_BeingModified:
+				Assert(!wait);
+				return SHARD_BUSY;
+			case TM_Updated:
+			case TM_Deleted:
+				/* replaced since we looked: act on the newer version */
+				break;
+			default:
+				elog(ERROR, "unexpected result %d writing shard %d of counter %d",
+					 (int) result, shard, def->id);
+		}
+	}
+}
+
+/*
+ * Adds delta to one of the counter's shards.  Runs once per counter at the
+ * commit of a transaction that incremented it.
+ */
+void
+store_add_to_shards(const CounterDef *def, int64 delta)
+{
+	const StoreOids *oids = store_get_oids();
+	Relation	rel = table_open(oids->shards, RowExclusiveLock);
+	int32		first = (MyBackendId - 1) % def->shards;
+	ShardWrite	done = SHARD_BUSY;
+
+	for (int32 i = 0; i < def->shards && done == SHARD_BUSY; i++)
+		done = shard_write(rel, def, (first + i) % def->shards,
+						   SHARD_OP_ADD, delta, false);
+
+	/* every shard is being written by someone else: queue on our own */
+	if (done == SHARD_BUSY)
+		shard_write(rel, def, first, SHARD_OP_ADD, delta, true);
+
+	table_close(rel, RowExclusiveLock);
+}
+
+/*
+ * Makes the counter's value exactly `value`: shard 0 takes it, every other
+ * shard becomes zero.  Waits for transactions committing increments to the
+ * same rows, so that each of them lands either before (and is overwritten)
+ * or after (and is added on top).
+ */
+void
+store_reset_shards(const CounterDef *def, int64 value)
+{
+	const StoreOids *oids = store_get_oids();
+	Relation	rel = table_open(oids->shards, RowExclusiveLock);
+
+	for (int32 s = 0; s < def->shards; s++)
+		shard_write(rel, def, s, SHARD_OP_ASSIGN, s == 0 ? value : 0, true);
+
+	table_close(rel, RowExclusiveLock);
+}
+
+void
+store_drop(CounterId id)
+{
+	const StoreOids *oids = store_get_oids();
+	CounterDef	def;
+	Relation	defs;
+	Relation	shards;
+	ScanKeyData skey;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	bool		found;
+	ItemPointerData tid;
+	TM_FailureData tmfd;
+	TM_Result	result = TM_Deleted;
+
+	defs = table_open(oids->defs, RowExclusiveLock);
+	ScanKeyInit(&skey, Anum_def_id, BTEqualStrategyNumber, F_INT4EQ,
+				Int32GetDatum(id));
+	scan = systable_beginscan(defs, oids->defs_id_idx, true, SnapshotSelf,
+							  1, &skey);
+	tuple = systable_getnext(scan);
+	found = HeapTupleIsValid(tuple);
+	if (found)
+	{
+		def_from_tuple(defs, tuple, &def);
+		tid = tuple->t_self;
+	}
+	systable_endscan(scan);
+
+	/* a concurrent drop of the same counter wins; this one then finds none */
+	if (found)
+		result = heap_delete(defs, &tid, GetCurrentCommandId(true),
+							 InvalidSnapshot, true, &tmfd, false);
+	if (result != TM_Ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("counter with id %d does not exist", id)));
+	def_cache_invalidate_everywhere(defs);
+	table_close(defs, RowExclusiveLock);
+
+	shards = table_open(oids->shards, RowExclusiveLock);
+	for (int32 s = 0; s < def.shards; s++)
+		shard_write(shards, &def, s, SHARD_OP_DELETE, 0, true);
+	table_close(shards, RowExclusiveLock);
+
+	CommandCounterIncrement();
+}
+
+/*
+ * Sums the shard rows visible to snapshot.  The sum is formed in 128 bits:
+ * shards may hold values of both signs whose running total leaves the int8
+ * range although the result does not.
+ */
+int64
+store_sum_shards(const CounterDef *def, Snapshot snapshot)
+{
+	const StoreOids *oids = store_get_oids();
+	Relation	rel = table_open(oids->shards, AccessShareLock);
+	ScanKeyData skey;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	INT128		sum = int64_to_int128(0);
+
+	ScanKeyInit(&skey, Anum_shard_counter, BTEqualStrategyNumber, F_INT4EQ,
+				Int32GetDatum(def->id));
+	scan = systable_beginscan(rel, oids->shards_idx, true, snapshot, 1, &skey);
+	while (HeapTupleIsValid(tuple = systable_getnext(scan)))
+		int128_add_int64(&sum, shard_value(rel, tuple));
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	if (int128_compare(sum, int64_to_int128(PG_INT64_MAX)) > 0 ||
+		int128_compare(sum, int64_to_int128(PG_INT64_MIN)) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("value of counter \"%s\" is out of range for type bigint",
+						def->name)));
+	return int128_to_int64(sum);
+}

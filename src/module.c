@@ -1,0 +1,53 @@
+/*-------------------------------------------------------------------------
+ *
+ * module.c
+ *	  Library load and the shared_preload_libraries requirement.
+ *
+ * The extension keeps per-backend state that must be hooked into every
+ * transaction of every backend before the first one starts, so the library
+ * has to be preloaded.  When it is merely loaded (CREATE EXTENSION in a
+ * server that does not preload it, or an explicit LOAD), nothing is
+ * registered and every SQL-callable function refuses to run.
+ *
+ * State: es_preloaded is written once, in _PG_init, before any backend can
+ * call into the library, and only read afterwards.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+
+#include "event_stats.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+/* true when loaded through shared_preload_libraries */
+static bool es_preloaded = false;
+
+void
+_PG_init(void)
+{
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	es_preloaded = true;
+	pending_register_callbacks();
+}
+
+/*
+ * Every SQL-callable function starts here, so that a missing preload is a
+ * clear error instead of silently uncounted increments.
+ */
+void
+es_require_preload(void)
+{
+	if (!es_preloaded)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("event_stats must be loaded via shared_preload_libraries"),
+				 errhint("Add event_stats to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
