@@ -18,8 +18,8 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
 
 # pg_regress (sql/, expected/), against a server that preloads the library
 REGRESS = counter_api counter_xact counter_privileges
-# run separately against a server that does not preload it (test/run_tests.sh)
-REGRESS_NO_PRELOAD = no_preload
+
+# (no_preload runs separately, against a server without the preload)
 
 ISOLATION = counter_concurrent_increments counter_snapshot_reader counter_set_race
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output

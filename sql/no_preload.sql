@@ -1,0 +1,17 @@
+--
+-- Run against a server that does NOT have event_stats in
+-- shared_preload_libraries: the extension installs, every function refuses
+-- with a hint naming the setting, and nothing crashes.
+--
+SHOW shared_preload_libraries;
+CREATE EXTENSION event_stats;
+SELECT event_stats.create_counter('x');
+SELECT 'x'::event_stats.counter;
+SELECT event_stats.increment(1::event_stats.counter);
+SELECT event_stats.value(1::event_stats.counter);
+SELECT event_stats.set(1::event_stats.counter, 1);
+SELECT event_stats.drop_counter(1::event_stats.counter);
+SELECT * FROM event_stats.counters;
+-- the session is still healthy
+SELECT 1 AS still_alive;
+DROP EXTENSION event_stats;
