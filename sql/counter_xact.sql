@@ -190,6 +190,14 @@ INSERT INTO plain VALUES (3);
 PREPARE TRANSACTION 'es_other';
 COMMIT PREPARED 'es_other';
 SELECT array_agg(a ORDER BY a) FROM plain;
+-- increments pending when the extension is dropped go with it
+CREATE EXTENSION event_stats;
+SELECT event_stats.create_counter('doomed', 2);
+BEGIN;
+SELECT event_stats.increment('doomed');
+DROP EXTENSION event_stats;
+COMMIT;
+SELECT count(*) AS has_extension FROM pg_extension WHERE extname = 'event_stats';
 \c contrib_regression
 DROP DATABASE regress_es_other;
 SELECT event_stats.value('tx');

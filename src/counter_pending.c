@@ -234,6 +234,8 @@ pending_flush(void)
 	qsort(sorted, n, sizeof(PendingCounter *), pending_cmp_id);
 
 	CommandCounterIncrement();
+	if (!store_is_installed())
+		return;
 	for (i = 0; i < n; i++)
 	{
 		PendingState *state = sorted[i]->top;

@@ -231,6 +231,22 @@ store_get_oids(void)
 }
 
 /*
+ * false once the extension's tables are gone, e.g. after DROP EXTENSION
+ * earlier in the committing transaction: its pending changes go with them.
+ */
+bool
+store_is_installed(void)
+{
+	Oid			nsp;
+
+	if (store_oids_valid)
+		return true;
+	nsp = get_namespace_oid(ES_SCHEMA, true);
+	return OidIsValid(nsp) &&
+		OidIsValid(get_relname_relid("counter_shards", nsp));
+}
+
+/*
  * Upper bound for a counter's shard count, and its default: one shard for
  * every backend that can exist in this server.
  */

@@ -38,6 +38,7 @@ typedef struct CounterDef
 	char		name[NAMEDATALEN];
 } CounterDef;
 
+extern bool store_is_installed(void);
 extern int32 store_max_shards(void);
 extern bool store_lookup_by_name(const char *name, CounterDef *def);
 extern bool store_lookup_by_id(CounterId id, Snapshot snapshot, CounterDef *def);
