@@ -532,7 +532,18 @@ shard_fetch_hinted(Relation rel, CounterId id, int32 shard, Buffer *pin)
 								   RelationGetDescr(rel), &isnull)) == id &&
 		DatumGetInt32(heap_getattr(&tuple, Anum_shard_shard,
 								   RelationGetDescr(rel), &isnull)) == shard)
-		return heap_copytuple(&tuple);
+	{
+		HeapTuple	copy = heap_copytuple(&tuple);
+
+		/*
+		 * Index fetches prune a page as a side effect; this path bypasses
+		 * the index, so prune here, or the page fills with our own dead
+		 * versions and the next update cannot be HOT.  Pruning keeps the
+		 * line pointer of the live version we are about to update.
+		 */
+		heap_page_prune_opt(rel, *pin);
+		return copy;
+	}
 
 	if (BufferIsValid(*pin))
 		ReleaseBuffer(*pin);
