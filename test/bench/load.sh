@@ -1,0 +1,129 @@
+# shellcheck shell=bash
+# test/bench/load.sh -- pgbench helpers shared by test/demo.sh and
+# test/bench_counters.sh.
+#
+# Sourced after test/lib.sh, not run.  Safe under set -euo pipefail.  The
+# caller sets LOAD_DIR (the throwaway cluster's directory: its socket,
+# data/ and server.log are there, and this file puts the pgbench scripts and
+# logs there too, where the test user can read them) and LOAD_PORT.
+
+# load_sql SQL -- runs SQL in one psql call, prints unaligned, space-separated
+# rows.  Several statements in one SQL string run in one transaction.
+load_sql() {
+  es_psql "$LOAD_DIR" "$LOAD_PORT" -At -F ' ' -c "$1"
+}
+
+# load_psql -- runs psql on the script read from stdin, one statement at a
+# time (so VACUUM and CHECKPOINT may appear in it).
+load_psql() {
+  es_psql "$LOAD_DIR" "$LOAD_PORT"
+}
+
+# load_script NAME ISOLATION STATEMENT... -- writes a pgbench script that
+# runs the statements in one transaction at ISOLATION ("READ COMMITTED",
+# "REPEATABLE READ", ...) and prints its path.
+load_script() {
+  local name=$1 isolation=$2 path
+  shift 2
+  path="$LOAD_DIR/$name.sql"
+  {
+    echo "BEGIN ISOLATION LEVEL $isolation;"
+    printf '%s\n' "$@"
+    echo "COMMIT;"
+  } >"$path"
+  chmod 644 "$path"
+  echo "$path"
+}
+
+# load_reset TABLE... -- makes the next run start from the same state:
+# empties the tables (identity restarted), zeroes the trigger-kept row of
+# event_stats_row (both scripts create it), vacuums all of them and the
+# extension's shard table, and checkpoints.
+load_reset() {
+  local t
+  {
+    for t in "$@"; do echo "TRUNCATE $t RESTART IDENTITY;"; done
+    echo "UPDATE event_stats_row SET total = 0;"
+    for t in "$@" event_stats_row event_stats.counter_shards; do
+      echo "VACUUM (ANALYZE) $t;"
+    done
+    echo "CHECKPOINT;"
+  } | load_psql
+}
+
+# load_run LOG CLIENTS JOBS DURATION SCRIPT
+#
+# Runs pgbench (no vacuum of pgbench tables, --max-tries=1 so that
+# serialization and deadlock failures are counted as failed transactions
+# instead of being retried) and sets:
+#   LOAD_RC          pgbench's exit status (2: some client aborted)
+#   LOAD_TPS         tps without initial connection time (0 if not reported)
+#   LOAD_OK          transactions that committed
+#   LOAD_FAILED      failed transactions (serialization + deadlock)
+#   LOAD_SERIAL      of which serialization failures
+#   LOAD_DEADLOCK    of which deadlock failures
+#   LOAD_FAILED_PCT  LOAD_FAILED as % of all attempted transactions
+#   LOAD_ABORTED     clients that pgbench aborted (any other error)
+# The whole pgbench output stays in LOG.
+load_run() {
+  local log=$1 clients=$2 jobs=$3 duration=$4 script=$5
+  [ "$jobs" -gt "$clients" ] && jobs=$clients
+  LOAD_RC=0
+  es_pgbench "$LOAD_DIR" "$LOAD_PORT" -n -c "$clients" -j "$jobs" -T "$duration" \
+    --max-tries=1 --failures-detailed -f "$script" >"$log" 2>&1 || LOAD_RC=$?
+  LOAD_TPS=$(awk '/^tps = / { v = $3 } END { print v + 0 }' "$log")
+  LOAD_OK=$(awk -F': ' '/^number of transactions actually processed: / { v = $2 } END { print v + 0 }' "$log")
+  LOAD_FAILED=$(awk '/^number of failed transactions: / { v = $5 } END { print v + 0 }' "$log")
+  LOAD_SERIAL=$(awk '/^number of serialization failures: / { v = $5 } END { print v + 0 }' "$log")
+  LOAD_DEADLOCK=$(awk '/^number of deadlock failures: / { v = $5 } END { print v + 0 }' "$log")
+  LOAD_ABORTED=$(grep -c ' aborted in command ' "$log" || true)
+  LOAD_FAILED_PCT=$(awk -v f="$LOAD_FAILED" -v o="$LOAD_OK" \
+    'BEGIN { printf "%.1f", (f + o) ? 100 * f / (f + o) : 0 }')
+}
+
+# load_describe -- one line about the last load_run, for progress output.
+load_describe() {
+  local s
+  s=$(printf '%.0f tps, %s committed, %s failed (%s%%)' \
+    "$LOAD_TPS" "$LOAD_OK" "$LOAD_FAILED" "$LOAD_FAILED_PCT")
+  [ "$LOAD_FAILED" != 0 ] &&
+    s+=" [$LOAD_SERIAL serialization, $LOAD_DEADLOCK deadlock]"
+  [ "$LOAD_ABORTED" != 0 ] && s+=", $LOAD_ABORTED clients ABORTED"
+  [ "$LOAD_RC" != 0 ] && s+=", pgbench exit status $LOAD_RC"
+  echo "$s"
+}
+
+# load_show_errors LOG -- the distinct error lines of a pgbench log.
+load_show_errors() {
+  grep -E 'error|ERROR|FATAL' "$1" | sort | uniq -c | sort -rn | head -5 >&2 || true
+}
+
+# load_setup -- the extension, its counter events_total, and the two
+# identically shaped event tables every run uses:
+#   events          written by variants without a trigger (event_stats or none)
+#   events_trigger  the usual one-row counter: an AFTER INSERT FOR EACH ROW
+#                   trigger adds 1 to the single row of event_stats_row
+load_setup() {
+  load_psql <<'SQL'
+CREATE EXTENSION event_stats;
+SELECT event_stats.create_counter('events_total') \g /dev/null
+
+CREATE TABLE events (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    payload     text NOT NULL
+);
+CREATE TABLE events_trigger (LIKE events INCLUDING ALL);
+
+CREATE TABLE event_stats_row (total bigint NOT NULL);
+INSERT INTO event_stats_row VALUES (0);
+CREATE FUNCTION event_stats_row_count() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE event_stats_row SET total = total + 1;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER events_trigger_count AFTER INSERT ON events_trigger
+    FOR EACH ROW EXECUTE FUNCTION event_stats_row_count();
+SQL
+}
