@@ -28,9 +28,9 @@
  *
  *	 - store_drop(): every row is deleted.
  *
- * Writers always act on the newest committed version of a row, found with
- * SnapshotSelf rather than the transaction snapshot, and retry when it was
- * replaced under them.  This is what keeps REPEATABLE READ and SERIALIZABLE
+ * Writers always act on the newest version of a row, found with a dirty
+ * snapshot rather than the transaction snapshot (see shard_fetch_latest),
+ * and retry when it was replaced under them.  This is what keeps REPEATABLE READ and SERIALIZABLE
  * incrementers free of serialization failures: the transaction snapshot is
  * never asked whether the row changed, and a non-MVCC read takes no SSI
  * predicate lock.  The price is that writes go through heap_update
@@ -140,6 +140,9 @@ typedef struct ShardHint
 static HTAB *defs_by_name = NULL;
 static HTAB *defs_by_id = NULL;
 static HTAB *shard_hints = NULL;
+
+/* consecutive racing lookups tolerated before a missing shard is an error */
+#define SHARD_LOOKUP_RETRIES	1000
 
 typedef enum ShardWrite
 {
@@ -485,26 +488,65 @@ store_create(const char *name, int32 shards)
  * ----------
  */
 
-/* Copies the newest committed (or our own) version of one shard row. */
+/*
+ * Copies the newest version of one shard row, or returns NULL if it found
+ * none: the counter was dropped, or -- rarely -- the lookup raced with an
+ * update (see counter_still_defined).
+ *
+ * The lookup uses a dirty snapshot, not SnapshotSelf.  Visibility is judged
+ * per index entry, one after the other, and an update that commits between
+ * two of them could otherwise hide both versions: the new one (visited
+ * first when it sits on a lower page) while its writer was in progress, the
+ * old one after it committed.  A dirty snapshot also accepts versions whose
+ * insertion or deletion is still in progress, so some version always
+ * qualifies.  If the one found is still being inserted, *inserter is set to
+ * that transaction and the caller must not write the row until it ends.
+ * Like every non-MVCC read, it takes no SSI predicate lock.
+ */
 static HeapTuple
-shard_fetch_latest(Relation rel, CounterId id, int32 shard)
+shard_fetch_latest(Relation rel, CounterId id, int32 shard,
+				   TransactionId *inserter)
 {
+	SnapshotData dirty;
 	ScanKeyData skey[2];
 	SysScanDesc scan;
 	HeapTuple	tuple;
 	HeapTuple	copy = NULL;
 
+	InitDirtySnapshot(dirty);
 	ScanKeyInit(&skey[0], Anum_shard_counter, BTEqualStrategyNumber,
 				F_INT4EQ, Int32GetDatum(id));
 	ScanKeyInit(&skey[1], Anum_shard_shard, BTEqualStrategyNumber,
 				F_INT4EQ, Int32GetDatum(shard));
-	scan = systable_beginscan(rel, store_oids.shards_idx, true, SnapshotSelf,
+	scan = systable_beginscan(rel, store_oids.shards_idx, true, &dirty,
 							  2, skey);
 	tuple = systable_getnext(scan);
 	if (HeapTupleIsValid(tuple))
+	{
 		copy = heap_copytuple(tuple);
+		/* the dirty snapshot describes the tuple it accepted last */
+		*inserter = dirty.xmin;
+	}
 	systable_endscan(scan);
 	return copy;
+}
+
+/*
+ * Whether the counter's definition still exists, to tell a dropped counter
+ * from a shard lookup that found nothing because it raced.  A non-MVCC
+ * index scan copies a leaf page's entries when it reads the page; if an
+ * update then moves the row to a new heap page (a non-HOT update, with a
+ * new index entry) and commits, the scan sees only the dead old version.
+ * Definition rows are inserted and deleted but never updated, so this
+ * lookup cannot race that way, and a shard lookup retried afterwards finds
+ * the new entry.
+ */
+static bool
+counter_still_defined(CounterId id)
+{
+	CounterDef	def;
+
+	return store_lookup_by_id(id, SnapshotSelf, &def);
 }
 
 /*
@@ -604,6 +646,7 @@ shard_write(Relation rel, const CounterDef *def, int32 shard,
 			ShardOp op, int64 arg, bool wait)
 {
 	bool		try_hint = (op == SHARD_OP_ADD);
+	int			misses = 0;
 
 	for (;;)
 	{
@@ -621,9 +664,30 @@ shard_write(Relation rel, const CounterDef *def, int32 shard,
 			oldtup = shard_fetch_hinted(rel, def->id, shard, &pin);
 		try_hint = false;
 		if (oldtup == NULL)
-			oldtup = shard_fetch_latest(rel, def->id, shard);
-		if (oldtup == NULL)
-			return SHARD_GONE;
+		{
+			TransactionId inserter = InvalidTransactionId;
+
+			oldtup = shard_fetch_latest(rel, def->id, shard, &inserter);
+			if (oldtup == NULL)
+			{
+				if (!counter_still_defined(def->id))
+					return SHARD_GONE;
+				if (++misses > SHARD_LOOKUP_RETRIES)
+					ereport(ERROR,
+							(errcode(ERRCODE_DATA_CORRUPTED),
+							 errmsg("shard %d of counter \"%s\" is missing",
+									shard, def->name)));
+				continue;
+			}
+			if (TransactionIdIsValid(inserter))
+			{
+				/* another transaction is writing this row right now */
+				if (!wait)
+					return SHARD_BUSY;
+				XactLockTableWait(inserter, rel, &oldtup->t_self, XLTW_Update);
+				continue;
+			}
+		}
 
 		if (op == SHARD_OP_DELETE)
 			result = heap_delete(rel, &oldtup->t_self, cid, InvalidSnapshot,

@@ -1,0 +1,319 @@
+# Copyright: event_stats authors.  TAP test of event_stats.
+#
+# 002_crash_recovery.pl -- counters stay exact through crashes.
+#
+# Every pgbench transaction inserts one events row and increments the
+# counter by one in the same transaction, so after any crash and recovery
+# value() must equal count(*) of events exactly: both survive or both vanish.
+#
+# Three crashes under a 32-client pgbench load:
+#   1. SIGKILL of the postmaster and every one of its children at once,
+#      with two prepared transactions pending (p1 committed and p2 rolled
+#      back after recovery, both with COMMIT/ROLLBACK PREPARED);
+#   2. the same again, right after the first recovery;
+#   3. SIGKILL of one backend, so that the postmaster itself resets the
+#      shared state and runs crash recovery (restart_after_crash = on).
+
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use IPC::Run;
+use Time::HiRes qw(usleep);
+use Test::More;
+
+# the postmaster's children are found in /proc
+plan skip_all => 'this test needs Linux /proc' unless -r '/proc/self/stat';
+
+my $clients = 32;
+
+my $node = PostgreSQL::Test::Cluster->new('crash');
+$node->init;
+$node->append_conf(
+	'postgresql.conf', qq{
+shared_preload_libraries = 'event_stats'
+max_connections = 80
+max_prepared_transactions = 10
+restart_after_crash = on
+log_statement = none
+shared_buffers = 32MB
+});
+$node->start;
+
+$node->safe_psql(
+	'postgres', q{
+CREATE EXTENSION event_stats;
+CREATE EXTENSION amcheck;
+CREATE TABLE events (id bigserial PRIMARY KEY, payload text);
+SELECT event_stats.create_counter('events_total');
+});
+
+my $script = $node->basedir . '/load.sql';
+append_to_file(
+	$script, q{BEGIN ISOLATION LEVEL REPEATABLE READ;
+INSERT INTO events(payload) VALUES ('x');
+SELECT event_stats.increment('events_total');
+COMMIT;
+});
+my $rollback_script = $node->basedir . '/rollback.sql';
+append_to_file(
+	$rollback_script, q{\set d random(1, 1000)
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+INSERT INTO events(payload) VALUES ('rolled back');
+SELECT event_stats.increment('events_total', :d);
+ROLLBACK;
+});
+
+sub events_and_value
+{
+	my $r = $node->safe_psql('postgres',
+		q{SELECT count(*) || ' ' || event_stats.value('events_total') FROM events});
+	return split / /, $r;
+}
+
+sub check_exact
+{
+	my ($what) = @_;
+	my ($events, $value) = events_and_value();
+	is($value, $events, "$what: value() = count(*) of events ($events)");
+	is( $node->safe_psql(
+			'postgres',
+			q{SELECT sum(value) FROM event_stats.counter_shards s
+			    JOIN event_stats.counter_definitions d ON d.id = s.counter_id
+			   WHERE d.name = 'events_total'}),
+		$events,
+		"$what: shard rows add up to count(*) of events");
+	is( $node->safe_psql(
+			'postgres',
+			q{SELECT count(*) FROM events WHERE payload = 'rolled back'}),
+		0, "$what: no rolled-back row");
+	# The extension maintains the shard table's index itself (heap_update,
+	# then index entries for non-HOT versions): heap and index must agree
+	# after WAL replay.
+	is( $node->safe_psql(
+			'postgres', q{
+SELECT count(*) FROM verify_heapam('event_stats.counter_shards');
+SELECT bt_index_check('event_stats.counter_shards_pkey', true);
+SELECT bt_index_check('event_stats.counter_definitions_pkey', true);
+SELECT count(*) FROM verify_heapam('events');
+SELECT bt_index_check('events_pkey', true);
+}),
+		"0\n\n\n0\n",
+		"$what: amcheck finds heap and indexes consistent");
+	return $events;
+}
+
+# Starts a 32-client pgbench that would run for a minute; it is meant to be
+# cut short by a crash.
+sub start_load
+{
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start(
+		[
+			'pgbench', '-n', '-c', $clients, '-j', 2, '-T', 120,
+			'-h', $node->host, '-p', $node->port,
+			'-f', "$script\@9", '-f', "$rollback_script\@1", 'postgres'
+		],
+		'>', \$out, '2>', \$err);
+	return { h => $h, out => \$out, err => \$err };
+}
+
+# Waits until the load has committed at least $n more rows than $base.
+sub wait_for_rows
+{
+	my ($base, $n) = @_;
+	my $target = $base + $n;
+	$node->poll_query_until('postgres',
+		"SELECT count(*) >= $target FROM events")
+	  or die "load did not reach $target rows";
+	return;
+}
+
+# The process ids of the postmaster's children, read from /proc.
+sub children_of
+{
+	my ($ppid) = @_;
+	my @kids;
+	opendir(my $dh, '/proc') or die "cannot open /proc: $!";
+	for my $pid (grep { /^\d+$/ } readdir $dh)
+	{
+		open(my $fh, '<', "/proc/$pid/stat") or next;
+		my $stat = <$fh>;
+		close $fh;
+		next unless defined $stat;
+		# pid (comm) state ppid ...; comm may contain spaces and parentheses
+		next unless $stat =~ /\)\s+\S+\s+(\d+)/;
+		push @kids, $pid if $1 == $ppid;
+	}
+	closedir $dh;
+	return @kids;
+}
+
+# Gone for good, reaped too: a new postmaster refuses to start while the
+# pid in postmaster.pid still exists, even as a zombie.
+sub gone
+{
+	my ($pid) = @_;
+	return !-e "/proc/$pid";
+}
+
+# SIGKILL of the postmaster and all its children at the same moment, as
+# close to a power cut as processes can get.  The postmaster is stopped
+# first so that it forks no new child between the listing and the kill.
+sub kill_everything
+{
+	# (there is no SQL function for it: the first line of postmaster.pid)
+	my ($pm) = split /\n/, slurp_file($node->data_dir . '/postmaster.pid');
+	die "no postmaster pid" unless $pm =~ /^\d+$/ && kill(0, $pm);
+	kill 'STOP', $pm;
+	my @kids = children_of($pm);
+	ok(scalar(@kids) >= $clients,
+		'postmaster has at least one child per pgbench client when killed');
+	kill 'KILL', @kids;
+	$node->kill9;    # SIGKILL $pm, and the node object knows it is down
+	for my $pid ($pm, @kids)
+	{
+		my $tries = 0;
+		until (gone($pid))
+		{
+			die "process $pid still exists 60 s after SIGKILL" if ++$tries > 6000;
+			usleep(10_000);
+		}
+	}
+	return;
+}
+
+# Collects the cut-short pgbench: it must have lost its connections, not
+# have finished on its own.
+sub finish_load
+{
+	my ($load, $what) = @_;
+	$load->{h}->finish;
+	my $status = $? >> 8;
+	note "pgbench ($what):\n${$load->{out}}\n${$load->{err}}";
+	isnt($status, 0, "$what: pgbench was cut short by the crash");
+	like(
+		${ $load->{err} },
+		qr/backend died|server closed the connection|terminating connection|could not receive|connection to server/i,
+		"$what: pgbench saw its connections lost");
+	return;
+}
+
+# --- round 1: kill -9 everything, with prepared transactions pending -----
+
+my ($base) = events_and_value();
+my $load = start_load();
+wait_for_rows($base, 2000);
+
+$node->safe_psql(
+	'postgres', q{
+BEGIN;
+INSERT INTO events(payload) VALUES ('prepared p1');
+SELECT event_stats.increment('events_total');
+PREPARE TRANSACTION 'p1';
+BEGIN;
+INSERT INTO events(payload) VALUES ('prepared p2');
+SELECT event_stats.increment('events_total');
+PREPARE TRANSACTION 'p2';
+});
+wait_for_rows($base, 4000);
+
+kill_everything();
+finish_load($load, 'round 1');
+my $log_offset = -s $node->logfile;
+$node->start;
+ok( $node->log_contains(qr/database system was interrupted/, $log_offset)
+	  && $node->log_contains(qr/redo starts at/, $log_offset),
+	'round 1: the server ran crash recovery');
+
+is( $node->safe_psql('postgres',
+		'SELECT string_agg(gid, \',\' ORDER BY gid) FROM pg_prepared_xacts'),
+	'p1,p2', 'round 1: both prepared transactions survived the crash');
+my $after1 = check_exact('round 1, after recovery, p1 and p2 still prepared');
+cmp_ok($after1, '>=', $base + 4000, 'round 1: the load committed rows before the crash');
+
+# The prepared transactions hold the shard rows they wrote; a full load
+# must still go through (to other shards) and stay exact.
+my $bout = '';
+my $berr = '';
+IPC::Run::run(
+	[
+		'pgbench', '-n', '-c', $clients, '-j', 2, '-t', 50,
+		'-h', $node->host, '-p', $node->port,
+		'-f', $script, 'postgres'
+	],
+	'>', \$bout, '2>', \$berr);
+is($? >> 8, 0, 'pgbench with prepared transactions pending: exit status 0');
+like($bout, qr/^number of transactions actually processed: 1600\/1600$/m,
+	'pgbench with prepared transactions pending: all transactions processed');
+like($bout, qr/^number of failed transactions: 0 \(0\.000%\)$/m,
+	'pgbench with prepared transactions pending: no failed transaction');
+my $before_2pc = check_exact('after a load with p1 and p2 prepared');
+is($before_2pc, $after1 + 1600, 'that load added exactly 1600 rows');
+
+$node->safe_psql('postgres', q{COMMIT PREPARED 'p1'});
+$node->safe_psql('postgres', q{ROLLBACK PREPARED 'p2'});
+is($node->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts'),
+	0, 'no prepared transaction left');
+my $after_2pc = check_exact('after COMMIT PREPARED p1, ROLLBACK PREPARED p2');
+is($after_2pc, $before_2pc + 1, 'COMMIT PREPARED added exactly p1\'s row and increment');
+is( $node->safe_psql(
+		'postgres',
+		q{SELECT string_agg(payload, ',') FROM events WHERE payload LIKE 'prepared%'}),
+	'prepared p1',
+	'p1\'s row is there, p2\'s is not');
+
+# --- round 2: the same crash again --------------------------------------
+
+($base) = events_and_value();
+$load = start_load();
+wait_for_rows($base, 4000);
+kill_everything();
+finish_load($load, 'round 2');
+$log_offset = -s $node->logfile;
+$node->start;
+ok( $node->log_contains(qr/database system was interrupted/, $log_offset)
+	  && $node->log_contains(qr/redo starts at/, $log_offset),
+	'round 2: the server ran crash recovery');
+my $after2 = check_exact('round 2, after recovery');
+cmp_ok($after2, '>=', $base + 4000, 'round 2: the load committed rows before the crash');
+
+# --- round 3: one backend killed, the postmaster recovers by itself -----
+
+($base) = events_and_value();
+$load = start_load();
+wait_for_rows($base, 3000);
+my $victim = $node->safe_psql(
+	'postgres', q{
+SELECT pid FROM pg_stat_activity
+ WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+   AND datname = 'postgres'
+ LIMIT 1});
+like($victim, qr/^\d+$/, 'round 3: found a pgbench backend');
+kill 'KILL', $victim;
+finish_load($load, 'round 3');
+# the postmaster restarts on its own; wait until it accepts connections
+$node->poll_query_until('postgres', 'SELECT 1', '1')
+  or die 'server did not come back after a backend crash';
+ok($node->log_contains('terminated by signal 9: Killed'),
+	'round 3: the postmaster saw the backend killed');
+ok($node->log_contains('all server processes terminated; reinitializing'),
+	'round 3: the postmaster reinitialized and ran recovery');
+my $after3 = check_exact('round 3, after recovery');
+cmp_ok($after3, '>=', $base + 3000, 'round 3: the load committed rows before the crash');
+
+# Counting goes on normally after all that.
+$node->safe_psql(
+	'postgres', q{
+INSERT INTO events(payload) VALUES ('after');
+SELECT event_stats.increment('events_total');
+});
+is(check_exact('after a last increment'), $after3 + 1, 'a last increment counts one');
+
+# And a clean restart changes nothing.
+$node->restart;
+is(check_exact('after a clean restart'), $after3 + 1, 'a clean restart keeps the value');
+
+$node->stop;
+done_testing();

@@ -1,0 +1,196 @@
+# Copyright: event_stats authors.  TAP test of event_stats.
+#
+# 004_standby.pl -- counters replicate to a streaming hot standby.
+#
+# The counter state is ordinary WAL-logged heap data, so once the standby
+# has replayed the primary's WAL its value() and counters view must equal
+# the primary's exactly, after single increments, set(), a dropped and a
+# re-created counter, and a 32-client pgbench burst.  On the standby,
+# value() and the view work; increment(), set(), create_counter() and
+# drop_counter() fail as in any read-only transaction (SQLSTATE 25006).
+# A standby session that has already resolved a counter name must see a
+# drop and re-creation replayed from the primary (the definition caches are
+# invalidated on the standby too).
+
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use IPC::Run;
+use Test::More;
+
+my $clients = 32;
+
+my $primary = PostgreSQL::Test::Cluster->new('primary');
+$primary->init(allows_streaming => 1);
+$primary->append_conf(
+	'postgresql.conf', qq{
+shared_preload_libraries = 'event_stats'
+max_connections = 80
+log_statement = none
+shared_buffers = 32MB
+});
+$primary->start;
+
+$primary->safe_psql(
+	'postgres', q{
+CREATE EXTENSION event_stats;
+CREATE TABLE events (id bigserial PRIMARY KEY, payload text);
+SELECT event_stats.create_counter('events_total');
+SELECT event_stats.create_counter('c4', 4);
+SELECT event_stats.increment('events_total', 0);
+});
+
+$primary->backup('base');
+my $standby = PostgreSQL::Test::Cluster->new('standby');
+$standby->init_from_backup($primary, 'base', has_streaming => 1);
+# max_connections must be at least the primary's on a hot standby; the
+# library is preloaded here too
+$standby->append_conf(
+	'postgresql.conf', qq{
+shared_preload_libraries = 'event_stats'
+max_connections = 80
+shared_buffers = 32MB
+});
+$standby->start;
+
+is($standby->safe_psql('postgres', 'SELECT pg_is_in_recovery()'),
+	't', 'standby is in recovery');
+
+my $view_sql = q{SELECT string_agg(format('%s|%s|%s|%s', name, counter::integer, value, shards),
+                         E'\n' ORDER BY name)
+                   FROM event_stats.counters};
+
+sub same_on_both
+{
+	my ($what) = @_;
+	$primary->wait_for_catchup($standby);
+	my $p = $primary->safe_psql('postgres', $view_sql);
+	my $s = $standby->safe_psql('postgres', $view_sql);
+	is($s, $p, "$what: counters view on the standby equals the primary's");
+	my $sv = $standby->safe_psql(
+		'postgres', q{
+SELECT format('%s %s %s', count(*), event_stats.value('events_total'),
+              event_stats.value('c4')) FROM events});
+	my $pv = $primary->safe_psql(
+		'postgres', q{
+SELECT format('%s %s %s', count(*), event_stats.value('events_total'),
+              event_stats.value('c4')) FROM events});
+	is($sv, $pv, "$what: count(*) and value() on the standby equal the primary's");
+	return $p;
+}
+
+same_on_both('empty counters');
+
+# Single increments, a set(), a rolled-back increment.
+$primary->safe_psql(
+	'postgres', q{
+INSERT INTO events(payload) VALUES ('one');
+SELECT event_stats.increment('events_total');
+SELECT event_stats.increment('c4', 1);
+BEGIN;
+SELECT event_stats.increment('events_total', 1000);
+ROLLBACK;
+SELECT event_stats.create_counter('c_set', 3);
+SELECT event_stats.set('c_set', 424242);
+SELECT event_stats.increment('c_set', -2);
+});
+my $view = same_on_both('single increments');
+like($view, qr/^c_set\|\d+\|424240\|3$/m, 'c_set holds 424240 on both');
+like($view, qr/^events_total\|\d+\|1\|\d+$/m, 'events_total holds 1 on both');
+
+# A 32-client pgbench burst.
+my $script = $primary->basedir . '/load.sql';
+append_to_file(
+	$script, q{BEGIN ISOLATION LEVEL REPEATABLE READ;
+INSERT INTO events(payload) VALUES ('x');
+SELECT event_stats.increment('events_total');
+COMMIT;
+});
+my ($out, $err) = ('', '');
+IPC::Run::run(
+	[
+		'pgbench', '-n', '-c', $clients, '-j', 2, '-t', 200,
+		'-h', $primary->host, '-p', $primary->port,
+		'-f', $script, 'postgres'
+	],
+	'>', \$out, '2>', \$err);
+note "pgbench:\n$out\n$err";
+is($? >> 8, 0, 'pgbench exit status 0');
+like($out, qr/^number of transactions actually processed: 6400\/6400$/m,
+	'pgbench processed all 6400 transactions');
+like($out, qr/^number of failed transactions: 0 \(0\.000%\)$/m,
+	'pgbench reports 0 failed transactions');
+
+$view = same_on_both('after the pgbench burst');
+like($view, qr/^events_total\|\d+\|6401\|\d+$/m, 'events_total is 6401 on both');
+like($view, qr/^c4\|\d+\|1\|4$/m, 'c4 is 1, with 4 shards, on both');
+is($standby->safe_psql('postgres', 'SELECT count(*) FROM events'),
+	6401, 'the standby has 6401 events');
+
+# A standby session resolves 'c_set' now; the primary then drops it and
+# creates a new counter of that name.  After replay the same standby
+# session must resolve the name to the new counter.
+my $session = $standby->background_psql('postgres');
+my $old_id = $session->query_safe(q{SELECT 'c_set'::event_stats.counter::integer});
+is( $session->query_safe(q{SELECT event_stats.value('c_set')}),
+	'424240', 'standby session reads c_set');
+$primary->safe_psql(
+	'postgres', q{
+SELECT event_stats.drop_counter('c_set');
+SELECT event_stats.create_counter('c_set', 1);
+SELECT event_stats.increment('c_set', 17);
+});
+$primary->wait_for_catchup($standby);
+my $new_id = $primary->safe_psql('postgres',
+	q{SELECT 'c_set'::event_stats.counter::integer});
+isnt($new_id, $old_id, 'the re-created counter has a new id');
+is($session->query_safe(q{SELECT 'c_set'::event_stats.counter::integer}),
+	$new_id, 'the standby session resolves the name to the new counter');
+is($session->query_safe(q{SELECT event_stats.value('c_set')}),
+	'17', 'and reads its value');
+$session->quit;
+same_on_both('after drop and re-create');
+
+# Read-only: every change is refused with SQLSTATE 25006, value() works.
+for my $call (
+	q{SELECT event_stats.increment('events_total')},
+	q{SELECT event_stats.increment('events_total', 5)},
+	q{SELECT event_stats.set('events_total', 0)},
+	q{SELECT event_stats.create_counter('on_standby')},
+	q{SELECT event_stats.drop_counter('c4')})
+{
+	my ($ret, $stdout, $stderr) = $standby->psql(
+		'postgres', "\\set VERBOSITY verbose\n$call",
+		on_error_stop => 1);
+	isnt($ret, 0, "standby refuses: $call");
+	like(
+		$stderr,
+		qr/ERROR:  25006: cannot execute .* in a read-only transaction/,
+		"standby: $call fails with a read-only transaction error (25006)");
+}
+
+# An increment in a standby transaction leaves nothing behind: the
+# transaction goes on (after a savepoint rollback) and value() is unchanged.
+is( $standby->safe_psql(
+		'postgres', q{
+BEGIN;
+SAVEPOINT a;
+DO $$ BEGIN PERFORM event_stats.increment('events_total');
+      EXCEPTION WHEN read_only_sql_transaction THEN NULL; END $$;
+SELECT event_stats.value('events_total');
+COMMIT;
+}),
+	'6401',
+	'value() works on the standby, in the transaction of a refused increment too');
+
+# The standby is still in step after all that.
+$primary->safe_psql('postgres',
+	q{INSERT INTO events(payload) VALUES ('last'); SELECT event_stats.increment('events_total');});
+$view = same_on_both('after a last increment');
+like($view, qr/^events_total\|\d+\|6402\|\d+$/m, 'events_total is 6402 on both');
+
+$standby->stop;
+$primary->stop;
+done_testing();
