@@ -31,28 +31,19 @@ use warnings;
 
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
-use IPC::Run;
 use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use EventStatsTest;
 
 my $clients = 32;
 my @counters = qw(events_1 events_4 events_total);
 
-my $node = PostgreSQL::Test::Cluster->new('pgbench_exact');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', qq{
-shared_preload_libraries = 'event_stats'
-max_connections = 80
-log_statement = none
-shared_buffers = 32MB
-});
-$node->start;
+my $node = event_stats_node('pgbench_exact', max_connections => 80);
 
+create_events_schema($node, 'postgres', amcheck => 1);
 $node->safe_psql(
 	'postgres', q{
-CREATE EXTENSION event_stats;
-CREATE EXTENSION amcheck;
-CREATE TABLE events (id bigserial PRIMARY KEY, payload text);
 SELECT event_stats.create_counter('events_total');
 SELECT event_stats.create_counter('events_4', 4);
 SELECT event_stats.create_counter('events_1', 1);
@@ -82,38 +73,20 @@ sub snapshot_values
 	return \%r;
 }
 
-sub increments
-{
-	my ($delta) = @_;
-	return join('',
-		map { "SELECT event_stats.increment('$_'$delta);\n" } @counters);
-}
-
-# Runs pgbench with the three scripts at one isolation level.  Returns exit
-# status, stdout, stderr, transactions per script and in all, the last two
-# read from pgbench's per-transaction logs.
+# Runs pgbench with the three scripts at one isolation level.  Returns the
+# finished run (see EventStatsTest's finish_pgbench) and the transactions
+# per script and in all, read from pgbench's per-transaction logs.
 my $phase_no = 0;
 
-sub run_pgbench
+sub run_phase
 {
 	my ($level, $per_client) = @_;
 	$phase_no++;
 
-	my $begin = "BEGIN ISOLATION LEVEL $level;";
-	my $one = increments('');
-	my $random = increments(', :d');
-	my %scripts = (
-		commit => qq{$begin
-INSERT INTO events(payload) VALUES ('x');
-${one}COMMIT;
-},
-		rollback => qq{\\set d random(1, 1000)
-$begin
-INSERT INTO events(payload) VALUES ('rolled back');
-${random}ROLLBACK;
-},
-		savepoint => qq{\\set d random(1, 1000)
-$begin
+	my $one = increment_calls('', @counters);
+	my $random = increment_calls(', :d', @counters);
+	my $savepoint = qq{\\set d random(1, 1000)
+BEGIN ISOLATION LEVEL $level;
 INSERT INTO events(payload) VALUES ('x');
 ${one}SAVEPOINT s1;
 INSERT INTO events(payload) VALUES ('rolled back to savepoint');
@@ -122,29 +95,22 @@ SAVEPOINT s2;
 INSERT INTO events(payload) VALUES ('released savepoint');
 ${one}RELEASE SAVEPOINT s2;
 COMMIT;
-});
-
-	# script numbers in pgbench's log: 0 commit, 1 rollback, 2 savepoint
-	my @files;
-	for my $name (qw(commit rollback savepoint))
-	{
-		my $file = $node->basedir . "/phase${phase_no}_$name.sql";
-		append_to_file($file, $scripts{$name});
-		push @files, '-f', $file . ($name eq 'commit' ? '@6' : '@2');
-	}
+};
 
 	# -l writes one line per transaction to a log file per thread:
 	# "client_id transaction_no time script_no time_epoch time_us".
+	# Script numbers in it: 0 commit, 1 rollback, 2 savepoint.
 	my $log_prefix = $node->basedir . "/phase${phase_no}_log";
-	my @cmd = (
-		'pgbench', '-n', '-c', $clients, '-j', 2, '-t', $per_client,
-		'-l', "--log-prefix=$log_prefix",
-		'-h', $node->host, '-p', $node->port,
-		@files, 'postgres');
-	my ($out, $err) = ('', '');
-	IPC::Run::run(\@cmd, '>', \$out, '2>', \$err);
-	my $status = $? >> 8;
-	note "pgbench at $level:\n$out\n$err";
+	my $run = run_pgbench(
+		$node,
+		[
+			commit_script($level, @counters) => 6,
+			rollback_script($level, @counters) => 2,
+			$savepoint => 2
+		],
+		clients => $clients,
+		transactions => $per_client,
+		args => [ '-l', "--log-prefix=$log_prefix" ]);
 
 	# Transactions per script, from the per-thread logs.  (pgbench's own
 	# per-script summary is not used: with -j > 1 its threads add to those
@@ -162,7 +128,7 @@ COMMIT;
 			$logged++;
 		}
 	}
-	return ($status, $out, $err, \@per_script, $logged);
+	return ($run, \@per_script, $logged);
 }
 
 sub check_phase
@@ -170,21 +136,12 @@ sub check_phase
 	my ($level, $per_client) = @_;
 	my $total = $clients * $per_client;
 	my $before = snapshot_values();
-	my ($status, $out, $err, $per_script, $logged) =
-	  run_pgbench($level, $per_client);
+	my ($run, $per_script, $logged) = run_phase($level, $per_client);
 	my $after = snapshot_values();
 
-	is($status, 0, "$level: pgbench exit status 0");
-	like(
-		$out,
-		qr/^number of transactions actually processed: $total\/$total$/m,
-		"$level: all $total transactions processed");
-	like(
-		$out,
-		qr/^number of failed transactions: 0 \(0\.000%\)$/m,
-		"$level: pgbench reports 0 failed transactions");
-	unlike($out . $err, qr/aborted/i, "$level: no client aborted");
-	unlike($err, qr/error/i, "$level: no error on stderr");
+	check_pgbench_clean($run, $level);
+	unlike($run->{out} . $run->{err}, qr/aborted/i, "$level: no client aborted");
+	unlike($run->{err}, qr/error/i, "$level: no error on stderr");
 	is($logged, $total, "$level: pgbench logged all $total transactions");
 	my %n;
 	@n{qw(commit rollback savepoint)} = @$per_script;
@@ -246,36 +203,22 @@ cmp_ok(
 # The extension maintains the shard table's index itself (heap_update, then
 # index entries for versions that are not heap-only): amcheck must find
 # every heap tuple indexed and the heap sound.
-is( $node->safe_psql(
-		'postgres', q{
-SELECT count(*) FROM verify_heapam('event_stats.counter_shards');
-SELECT bt_index_parent_check('event_stats.counter_shards_pkey', true, true);
-}),
-	"0\n",
-	'amcheck: shard table and its index are consistent');
+check_amcheck($node, 'postgres', 'after the three phases', parent => 1);
 
 # Control: the same kind of load with a one-row counter (what event_stats
 # replaces) does produce serialization failures at REPEATABLE READ, and the
 # failed-transaction check above would have seen them.
 $node->safe_psql('postgres',
 	'CREATE TABLE one_row (total bigint NOT NULL); INSERT INTO one_row VALUES (0);');
-my $control = $node->basedir . '/control.sql';
-append_to_file(
-	$control, q{BEGIN ISOLATION LEVEL REPEATABLE READ;
+my $control = run_pgbench(
+	$node, q{BEGIN ISOLATION LEVEL REPEATABLE READ;
 INSERT INTO events(payload) VALUES ('control');
 UPDATE one_row SET total = total + 1;
 COMMIT;
-});
-my ($cout, $cerr) = ('', '');
-IPC::Run::run(
-	[
-		'pgbench', '-n', '-c', $clients, '-j', 2, '-t', 20,
-		'-h', $node->host, '-p', $node->port,
-		'-f', $control, 'postgres'
-	],
-	'>', \$cout, '2>', \$cerr);
-note "control pgbench:\n$cout\n$cerr";
-like($cout, qr/^number of failed transactions: [1-9]\d* \(/m,
+},
+	clients => $clients,
+	transactions => 20);
+like($control->{out}, qr/^number of failed transactions: [1-9]\d* \(/m,
 	'control: a one-row counter at REPEATABLE READ makes pgbench report failed transactions');
 
 $node->stop;

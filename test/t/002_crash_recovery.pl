@@ -19,51 +19,31 @@ use warnings;
 
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
-use IPC::Run;
 use Time::HiRes qw(usleep);
 use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use EventStatsTest;
 
 # the postmaster's children are found in /proc
 plan skip_all => 'this test needs Linux /proc' unless -r '/proc/self/stat';
 
 my $clients = 32;
 
-my $node = PostgreSQL::Test::Cluster->new('crash');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', qq{
-shared_preload_libraries = 'event_stats'
-max_connections = 80
-max_prepared_transactions = 10
-restart_after_crash = on
-log_statement = none
-shared_buffers = 32MB
-});
-$node->start;
+my $node = event_stats_node(
+	'crash',
+	max_connections => 80,
+	max_prepared_transactions => 10,
+	restart_after_crash => 'on');
 
-$node->safe_psql(
-	'postgres', q{
-CREATE EXTENSION event_stats;
-CREATE EXTENSION amcheck;
-CREATE TABLE events (id bigserial PRIMARY KEY, payload text);
-SELECT event_stats.create_counter('events_total');
-});
+create_events_schema($node, 'postgres', amcheck => 1);
+$node->safe_psql('postgres',
+	q{SELECT event_stats.create_counter('events_total')});
 
-my $script = $node->basedir . '/load.sql';
-append_to_file(
-	$script, q{BEGIN ISOLATION LEVEL REPEATABLE READ;
-INSERT INTO events(payload) VALUES ('x');
-SELECT event_stats.increment('events_total');
-COMMIT;
-});
-my $rollback_script = $node->basedir . '/rollback.sql';
-append_to_file(
-	$rollback_script, q{\set d random(1, 1000)
-BEGIN ISOLATION LEVEL REPEATABLE READ;
-INSERT INTO events(payload) VALUES ('rolled back');
-SELECT event_stats.increment('events_total', :d);
-ROLLBACK;
-});
+# pgbench scripts: one events row and one increment, committed; or an
+# events row and a random increment, rolled back.
+my $script = commit_script('REPEATABLE READ', 'events_total');
+my $rollback_script = rollback_script('REPEATABLE READ', 'events_total');
 
 sub events_and_value
 {
@@ -90,33 +70,25 @@ sub check_exact
 		0, "$what: no rolled-back row");
 	# The extension maintains the shard table's index itself (heap_update,
 	# then index entries for non-HOT versions): heap and index must agree
-	# after WAL replay.
-	is( $node->safe_psql(
-			'postgres', q{
-SELECT count(*) FROM verify_heapam('event_stats.counter_shards');
-SELECT bt_index_check('event_stats.counter_shards_pkey', true);
-SELECT bt_index_check('event_stats.counter_definitions_pkey', true);
-SELECT count(*) FROM verify_heapam('events');
-SELECT bt_index_check('events_pkey', true);
-}),
-		"0\n\n\n0\n",
-		"$what: amcheck finds heap and indexes consistent");
+	# after WAL replay.  The parent check waits for a ShareLock, which the
+	# row locks of a pending prepared transaction would never let it have.
+	my $prepared =
+	  $node->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts');
+	check_amcheck($node, 'postgres', $what,
+		also => ['events'],
+		parent => $prepared == 0);
 	return $events;
 }
 
-# Starts a 32-client pgbench that would run for a minute; it is meant to be
-# cut short by a crash.
+# Starts a 32-client pgbench that would run for two minutes; it is meant to
+# be cut short by a crash.
 sub start_load
 {
-	my ($out, $err) = ('', '');
-	my $h = IPC::Run::start(
-		[
-			'pgbench', '-n', '-c', $clients, '-j', 2, '-T', 120,
-			'-h', $node->host, '-p', $node->port,
-			'-f', "$script\@9", '-f', "$rollback_script\@1", 'postgres'
-		],
-		'>', \$out, '2>', \$err);
-	return { h => $h, out => \$out, err => \$err };
+	return start_pgbench(
+		$node,
+		[ $script => 9, $rollback_script => 1 ],
+		clients => $clients,
+		seconds => 120);
 }
 
 # Waits until the load has committed at least $n more rows than $base.
@@ -189,12 +161,10 @@ sub kill_everything
 sub finish_load
 {
 	my ($load, $what) = @_;
-	$load->{h}->finish;
-	my $status = $? >> 8;
-	note "pgbench ($what):\n${$load->{out}}\n${$load->{err}}";
-	isnt($status, 0, "$what: pgbench was cut short by the crash");
+	finish_pgbench($load);
+	isnt($load->{status}, 0, "$what: pgbench was cut short by the crash");
 	like(
-		${ $load->{err} },
+		$load->{err},
 		qr/backend died|server closed the connection|terminating connection|could not receive|connection to server/i,
 		"$what: pgbench saw its connections lost");
 	return;
@@ -235,20 +205,9 @@ cmp_ok($after1, '>=', $base + 4000, 'round 1: the load committed rows before the
 
 # The prepared transactions hold the shard rows they wrote; a full load
 # must still go through (to other shards) and stay exact.
-my $bout = '';
-my $berr = '';
-IPC::Run::run(
-	[
-		'pgbench', '-n', '-c', $clients, '-j', 2, '-t', 50,
-		'-h', $node->host, '-p', $node->port,
-		'-f', $script, 'postgres'
-	],
-	'>', \$bout, '2>', \$berr);
-is($? >> 8, 0, 'pgbench with prepared transactions pending: exit status 0');
-like($bout, qr/^number of transactions actually processed: 1600\/1600$/m,
-	'pgbench with prepared transactions pending: all transactions processed');
-like($bout, qr/^number of failed transactions: 0 \(0\.000%\)$/m,
-	'pgbench with prepared transactions pending: no failed transaction');
+check_pgbench_clean(
+	run_pgbench($node, $script, clients => $clients, transactions => 50),
+	'a load with p1 and p2 prepared');
 my $before_2pc = check_exact('after a load with p1 and p2 prepared');
 is($before_2pc, $after1 + 1600, 'that load added exactly 1600 rows');
 

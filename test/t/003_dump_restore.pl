@@ -24,33 +24,21 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use IPC::Run;
 use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use EventStatsTest;
 
-my $node = PostgreSQL::Test::Cluster->new('dump_src');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', qq{
-shared_preload_libraries = 'event_stats'
-max_connections = 80
-log_statement = none
-shared_buffers = 32MB
-});
-$node->start;
-
-my $node2 = PostgreSQL::Test::Cluster->new('dump_dst');
-$node2->init;
-$node2->append_conf(
-	'postgresql.conf', qq{
-shared_preload_libraries = 'event_stats'
-max_connections = 40
-log_statement = none
-});
-$node2->start;
+my $node = event_stats_node('dump_src', max_connections => 80);
+# (with the server's default shared_buffers)
+my $node2 = event_stats_node(
+	'dump_dst',
+	max_connections => 40,
+	shared_buffers => undef);
 
 $node->safe_psql('postgres', 'CREATE DATABASE src');
+create_events_schema($node, 'src');
 $node->safe_psql(
 	'src', q{
-CREATE EXTENSION event_stats;
-CREATE TABLE events (id bigserial PRIMARY KEY, payload text);
 SELECT event_stats.create_counter('c_default');
 SELECT event_stats.create_counter('c4', shards => 4);
 SELECT event_stats.create_counter('c_gone');
@@ -63,37 +51,15 @@ $node->safe_psql('src', q{SELECT event_stats.drop_counter('c_gone')});
 
 # Increments from 4 concurrent pgbench clients: one events row and one unit
 # on c_default and c4 per transaction.
-my $load_sql = $node->basedir . '/load.sql';
-append_to_file(
-	$load_sql, q{BEGIN ISOLATION LEVEL REPEATABLE READ;
-INSERT INTO events(payload) VALUES ('x');
-SELECT event_stats.increment('c_default');
-SELECT event_stats.increment('c4');
-COMMIT;
-});
+my $load_script = commit_script('REPEATABLE READ', qw(c_default c4));
 
-sub pgbench_ok
-{
-	my ($n, $db, $clients, $per_client, $what) = @_;
-	my $total = $clients * $per_client;
-	my ($out, $err) = ('', '');
-	IPC::Run::run(
-		[
-			'pgbench', '-n', '-c', $clients, '-j', 2, '-t', $per_client,
-			'-h', $n->host, '-p', $n->port,
-			'-f', $load_sql, $db
-		],
-		'>', \$out, '2>', \$err);
-	note "pgbench ($what):\n$out\n$err";
-	is($? >> 8, 0, "$what: pgbench exit status 0");
-	like($out, qr/^number of transactions actually processed: $total\/$total$/m,
-		"$what: $total transactions processed");
-	like($out, qr/^number of failed transactions: 0 \(0\.000%\)$/m,
-		"$what: no failed transaction");
-	return;
-}
-
-pgbench_ok($node, 'src', 4, 400, 'source load');
+check_pgbench_clean(
+	run_pgbench(
+		$node, $load_script,
+		db => 'src',
+		clients => 4,
+		transactions => 400),
+	'source load');
 
 # A few more sessions, with other deltas, set() and negative increments.
 $node->safe_psql(
@@ -112,10 +78,7 @@ $node->safe_psql('src', q{SELECT event_stats.increment('c_negative', -35)});
 my $events = $node->safe_psql('src', 'SELECT count(*) FROM events');
 is($events, 1600, 'source: 1600 events');
 
-my $view_sql = q{SELECT string_agg(format('%s|%s|%s|%s', name, counter::integer, value, shards),
-                         E'\n' ORDER BY name)
-                   FROM event_stats.counters};
-my $source_view = $node->safe_psql('src', $view_sql);
+my $source_view = counters_view($node, 'src');
 my ($id_default, $id_4, $id_set, $id_neg) = split /\n/,
   $node->safe_psql(
 	'src', q{
@@ -188,7 +151,7 @@ for my $target ([ $node, 'same server' ], [ $node2, 'second server' ])
 {
 	my ($n, $what) = @$target;
 
-	is($n->safe_psql('restored', $view_sql),
+	is(counters_view($n, 'restored'),
 		$source_view, "$what: counters view (names, ids, values, shards) restored exactly");
 	is($n->safe_psql('restored', 'SELECT count(*) FROM events'),
 		$events, "$what: events restored");
@@ -215,7 +178,13 @@ SELECT 'c_default'::event_stats.counter::integer || ',' ||
 		"$what: no shard row of the dropped counter");
 
 	# Restored counters keep counting, exactly, under concurrent load.
-	pgbench_ok($n, 'restored', 4, 100, "$what: load on the restored database");
+	check_pgbench_clean(
+		run_pgbench(
+			$n, $load_script,
+			db => 'restored',
+			clients => 4,
+			transactions => 100),
+		"$what: load on the restored database");
 	$n->safe_psql(
 		'restored', q{
 SELECT event_stats.increment('c_set', 10);
@@ -258,14 +227,11 @@ $node->safe_psql('src', q{SELECT event_stats.drop_counter('c_new')});
 
 # --- dump taken while pgbench increments -----------------------------------
 
-my ($bout, $berr) = ('', '');
-my $bg = IPC::Run::start(
-	[
-		'pgbench', '-n', '-c', 8, '-j', 2, '-T', 60,
-		'-h', $node->host, '-p', $node->port,
-		'-f', $load_sql, 'src'
-	],
-	'>', \$bout, '2>', \$berr);
+my $bg = start_pgbench(
+	$node, $load_script,
+	db => 'src',
+	clients => 8,
+	seconds => 60);
 $node->poll_query_until('src', 'SELECT count(*) >= 2600 FROM events')
   or die 'load did not start';
 run_ok(
@@ -275,8 +241,7 @@ run_ok(
 	],
 	'pg_dump -Fc during the load');
 my $after_dump = $node->safe_psql('src', 'SELECT count(*) FROM events');
-$bg->kill_kill;
-$bg->finish;
+finish_pgbench($bg, kill => 1);
 $node->poll_query_until(
 	'src', q{
 SELECT count(*) = 0 FROM pg_stat_activity
@@ -285,20 +250,23 @@ SELECT count(*) = 0 FROM pg_stat_activity
 
 # The source itself counted the load exactly (if not, a mismatch in the
 # restored database below is the counting's fault, not the dump's).
-my ($s_events, $s_default, $s_4) = split / /,
-  $node->safe_psql(
-	'src', q{
+# count(*) of events, value() of c_default and of c4, in one snapshot
+sub events_and_values
+{
+	my ($db) = @_;
+	return split / /,
+	  $node->safe_psql(
+		$db, q{
 SELECT format('%s %s %s', count(*), event_stats.value('c_default'), event_stats.value('c4'))
   FROM events});
+}
+
+my ($s_events, $s_default, $s_4) = events_and_values('src');
 is($s_default, $s_events, 'source after the busy load: value(c_default) = count(*) of events');
 is($s_4, $s_events, 'source after the busy load: value(c4) = count(*) of events');
 
 restore_into($node, 'restored_busy', "$tmp/busy.dump", 'a new database, busy dump');
-my ($b_events, $b_default, $b_4) = split / /,
-  $node->safe_psql(
-	'restored_busy', q{
-SELECT format('%s %s %s', count(*), event_stats.value('c_default'), event_stats.value('c4'))
-  FROM events});
+my ($b_events, $b_default, $b_4) = events_and_values('restored_busy');
 cmp_ok($b_events, '>=', 2600, 'busy dump: taken after the load had started');
 cmp_ok($b_events, '<=', $after_dump, 'busy dump: not after it stopped');
 is($b_default, $b_events, 'busy dump: value(c_default) = count(*) of restored events');

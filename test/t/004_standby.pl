@@ -17,26 +17,21 @@ use warnings;
 
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
-use IPC::Run;
 use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use EventStatsTest;
 
 my $clients = 32;
 
-my $primary = PostgreSQL::Test::Cluster->new('primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf(
-	'postgresql.conf', qq{
-shared_preload_libraries = 'event_stats'
-max_connections = 80
-log_statement = none
-shared_buffers = 32MB
-});
-$primary->start;
+my $primary = event_stats_node(
+	'primary',
+	init => { allows_streaming => 1 },
+	max_connections => 80);
 
+create_events_schema($primary, 'postgres');
 $primary->safe_psql(
 	'postgres', q{
-CREATE EXTENSION event_stats;
-CREATE TABLE events (id bigserial PRIMARY KEY, payload text);
 SELECT event_stats.create_counter('events_total');
 SELECT event_stats.create_counter('c4', 4);
 SELECT event_stats.increment('events_total', 0);
@@ -47,37 +42,31 @@ my $standby = PostgreSQL::Test::Cluster->new('standby');
 $standby->init_from_backup($primary, 'base', has_streaming => 1);
 # max_connections must be at least the primary's on a hot standby; the
 # library is preloaded here too
-$standby->append_conf(
-	'postgresql.conf', qq{
-shared_preload_libraries = 'event_stats'
-max_connections = 80
-shared_buffers = 32MB
-});
+event_stats_conf($standby, max_connections => 80);
 $standby->start;
 
 is($standby->safe_psql('postgres', 'SELECT pg_is_in_recovery()'),
 	't', 'standby is in recovery');
 
-my $view_sql = q{SELECT string_agg(format('%s|%s|%s|%s', name, counter::integer, value, shards),
-                         E'\n' ORDER BY name)
-                   FROM event_stats.counters};
+# count(*) of events, value() of events_total and of c4, in one snapshot
+sub events_and_values
+{
+	my ($n) = @_;
+	return $n->safe_psql(
+		'postgres', q{
+SELECT format('%s %s %s', count(*), event_stats.value('events_total'),
+              event_stats.value('c4')) FROM events});
+}
 
 sub same_on_both
 {
 	my ($what) = @_;
 	$primary->wait_for_catchup($standby);
-	my $p = $primary->safe_psql('postgres', $view_sql);
-	my $s = $standby->safe_psql('postgres', $view_sql);
-	is($s, $p, "$what: counters view on the standby equals the primary's");
-	my $sv = $standby->safe_psql(
-		'postgres', q{
-SELECT format('%s %s %s', count(*), event_stats.value('events_total'),
-              event_stats.value('c4')) FROM events});
-	my $pv = $primary->safe_psql(
-		'postgres', q{
-SELECT format('%s %s %s', count(*), event_stats.value('events_total'),
-              event_stats.value('c4')) FROM events});
-	is($sv, $pv, "$what: count(*) and value() on the standby equal the primary's");
+	my $p = counters_view($primary, 'postgres');
+	is(counters_view($standby, 'postgres'),
+		$p, "$what: counters view on the standby equals the primary's");
+	is(events_and_values($standby), events_and_values($primary),
+		"$what: count(*) and value() on the standby equal the primary's");
 	return $p;
 }
 
@@ -101,27 +90,12 @@ like($view, qr/^c_set\|\d+\|424240\|3$/m, 'c_set holds 424240 on both');
 like($view, qr/^events_total\|\d+\|1\|\d+$/m, 'events_total holds 1 on both');
 
 # A 32-client pgbench burst.
-my $script = $primary->basedir . '/load.sql';
-append_to_file(
-	$script, q{BEGIN ISOLATION LEVEL REPEATABLE READ;
-INSERT INTO events(payload) VALUES ('x');
-SELECT event_stats.increment('events_total');
-COMMIT;
-});
-my ($out, $err) = ('', '');
-IPC::Run::run(
-	[
-		'pgbench', '-n', '-c', $clients, '-j', 2, '-t', 200,
-		'-h', $primary->host, '-p', $primary->port,
-		'-f', $script, 'postgres'
-	],
-	'>', \$out, '2>', \$err);
-note "pgbench:\n$out\n$err";
-is($? >> 8, 0, 'pgbench exit status 0');
-like($out, qr/^number of transactions actually processed: 6400\/6400$/m,
-	'pgbench processed all 6400 transactions');
-like($out, qr/^number of failed transactions: 0 \(0\.000%\)$/m,
-	'pgbench reports 0 failed transactions');
+check_pgbench_clean(
+	run_pgbench(
+		$primary, commit_script('REPEATABLE READ', 'events_total'),
+		clients => $clients,
+		transactions => 200),
+	'pgbench burst on the primary');
 
 $view = same_on_both('after the pgbench burst');
 like($view, qr/^events_total\|\d+\|6401\|\d+$/m, 'events_total is 6401 on both');
