@@ -21,9 +21,11 @@
  * was called, and amount is the value the counter takes, later increments
  * of the same transaction included).
  *
- * Backend-local state: `pending` and the memory context it lives in belong
- * to the current top-level transaction; the transaction callbacks below
- * forget them when it ends.  Nothing here is shared.
+ * Backend-local state: `pending` lives as long as the backend, so that a
+ * transaction does not pay for building a hash table; its entries and their
+ * states (in TopTransactionContext) belong to the current top-level
+ * transaction, and the transaction callbacks below empty it when that ends.
+ * Nothing here is shared.
  *
  *-------------------------------------------------------------------------
  */
@@ -54,7 +56,6 @@ typedef struct PendingCounter
 } PendingCounter;
 
 static HTAB *pending = NULL;
-static MemoryContext pending_cxt = NULL;
 
 /* deepest subtransaction level holding a state; lets most ends skip work */
 static int	pending_deepest = 0;
@@ -62,12 +63,25 @@ static int	pending_deepest = 0;
 /* true while the pre-commit flush runs: no more changes may be queued */
 static bool pending_flushing = false;
 
+static inline bool
+pending_any(void)
+{
+	return pending != NULL && hash_get_num_entries(pending) > 0;
+}
+
+/* Forgets the ended transaction's entries; their states went with its memory. */
 static void
 pending_reset(void)
 {
-	/* the memory goes with TopTransactionContext */
-	pending = NULL;
-	pending_cxt = NULL;
+	if (pending_any())
+	{
+		HASH_SEQ_STATUS seq;
+		PendingCounter *pc;
+
+		hash_seq_init(&seq, pending);
+		while ((pc = hash_seq_search(&seq)) != NULL)
+			hash_search(pending, &pc->id, HASH_REMOVE, NULL);
+	}
 	pending_deepest = 0;
 	pending_flushing = false;
 }
@@ -87,12 +101,9 @@ pending_entry(CounterId id)
 	{
 		HASHCTL		ctl;
 
-		pending_cxt = AllocSetContextCreate(TopTransactionContext,
-											"event_stats pending counters",
-											ALLOCSET_SMALL_SIZES);
 		ctl.keysize = sizeof(CounterId);
 		ctl.entrysize = sizeof(PendingCounter);
-		ctl.hcxt = pending_cxt;
+		ctl.hcxt = TopMemoryContext;
 		pending = hash_create("event_stats pending counters", 16, &ctl,
 							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
@@ -126,7 +137,7 @@ pending_current_state(PendingCounter *pc)
 	if (pc->top != NULL && pc->top->nest_level == level)
 		return pc->top;
 
-	state = MemoryContextAlloc(pending_cxt, sizeof(PendingState));
+	state = MemoryContextAlloc(TopTransactionContext, sizeof(PendingState));
 	if (pc->top != NULL)
 		*state = *pc->top;
 	else
@@ -193,7 +204,7 @@ pending_lookup(CounterId id, bool *is_absolute, int64 *amount)
 {
 	PendingCounter *pc;
 
-	if (pending == NULL)
+	if (!pending_any())
 		return false;
 	pc = hash_search(pending, &id, HASH_FIND, NULL);
 	if (pc == NULL || pc->top == NULL)
@@ -227,7 +238,7 @@ pending_flush(void)
 	long		i = 0;
 
 	pending_flushing = true;
-	sorted = MemoryContextAlloc(pending_cxt, n * sizeof(PendingCounter *));
+	sorted = MemoryContextAlloc(TopTransactionContext, n * sizeof(PendingCounter *));
 	hash_seq_init(&seq, pending);
 	while ((pc = hash_seq_search(&seq)) != NULL)
 		sorted[i++] = pc;
@@ -257,7 +268,7 @@ pending_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_PRE_COMMIT:
 		case XACT_EVENT_PRE_PREPARE:
-			if (pending != NULL)
+			if (pending_any())
 				pending_flush();
 			break;
 		case XACT_EVENT_COMMIT:
@@ -299,7 +310,7 @@ pending_subxact_end(int level, bool commit)
 		}
 		else
 			state->nest_level = level - 1;
-		/* popped states stay in pending_cxt until the transaction ends */
+		/* popped states stay in TopTransactionContext until it ends */
 	}
 	pending_deepest = level - 1;
 }
@@ -310,7 +321,7 @@ pending_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 {
 	int			level;
 
-	if (pending == NULL)
+	if (!pending_any())
 		return;
 	level = GetCurrentTransactionNestLevel();
 	if (level > pending_deepest)

@@ -68,12 +68,14 @@
 #include "access/xact.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/sequence.h"
 #include "common/int.h"
 #include "common/int128.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
+#include "storage/bufpage.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -103,6 +105,20 @@
 
 /* char(n) length of the filler column; see the install script */
 #define SHARD_FILLER_LEN		380
+
+/*
+ * The leading, fixed-width, NOT NULL columns of counter_shards, as laid out
+ * in a heap tuple, so that a shard row can be read and changed in place the
+ * way catalog code uses GETSTRUCT.
+ */
+typedef struct ShardRow
+{
+	int32		counter_id;
+	int32		shard;
+	int64		value;
+} ShardRow;
+
+#define SHARD_ROW(tuple)		((ShardRow *) GETSTRUCT(tuple))
 
 typedef struct StoreOids
 {
@@ -140,6 +156,9 @@ typedef struct ShardHint
 static HTAB *defs_by_name = NULL;
 static HTAB *defs_by_id = NULL;
 static HTAB *shard_hints = NULL;
+
+/* prune a shard's page once it has room for fewer new versions than this */
+#define SHARD_PRUNE_ROOM_VERSIONS	3
 
 /* consecutive racing lookups tolerated before a missing shard is an error */
 #define SHARD_LOOKUP_RETRIES	1000
@@ -201,6 +220,31 @@ store_relid(Oid nsp, const char *relname)
 	return relid;
 }
 
+/* Shard rows are read and written through ShardRow: refuse any other shape. */
+static void
+store_check_shard_layout(Oid relid)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	bool		ok = desc->natts == Natts_shard;
+
+	for (int i = 0; ok && i < Natts_shard; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		static const Oid types[Natts_shard] = {INT4OID, INT4OID, INT8OID, BPCHAROID};
+
+		ok = att->atttypid == types[i] && att->attnotnull && !att->attisdropped;
+	}
+	table_close(rel, AccessShareLock);
+
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s.counter_shards\" does not have the layout event_stats expects",
+						ES_SCHEMA),
+				 errhint("Recreate the extension with DROP EXTENSION and CREATE EXTENSION.")));
+}
+
 static const StoreOids *
 store_get_oids(void)
 {
@@ -229,6 +273,7 @@ store_get_oids(void)
 	store_oids.defs_id_seq = store_relid(nsp, "counter_definitions_id_seq");
 	store_oids.shards = store_relid(nsp, "counter_shards");
 	store_oids.shards_idx = store_relid(nsp, "counter_shards_pkey");
+	store_check_shard_layout(store_oids.shards);
 	store_oids_valid = true;
 	return &store_oids;
 }
@@ -560,7 +605,6 @@ shard_fetch_hinted(Relation rel, CounterId id, int32 shard, Buffer *pin)
 {
 	ShardHint  *hint;
 	HeapTupleData tuple;
-	bool		isnull;
 
 	*pin = InvalidBuffer;
 	if (shard_hints == NULL ||
@@ -570,20 +614,24 @@ shard_fetch_hinted(Relation rel, CounterId id, int32 shard, Buffer *pin)
 
 	tuple.t_self = hint->tid;
 	if (heap_fetch(rel, SnapshotSelf, &tuple, pin, true) &&
-		DatumGetInt32(heap_getattr(&tuple, Anum_shard_counter,
-								   RelationGetDescr(rel), &isnull)) == id &&
-		DatumGetInt32(heap_getattr(&tuple, Anum_shard_shard,
-								   RelationGetDescr(rel), &isnull)) == shard)
+		SHARD_ROW(&tuple)->counter_id == id &&
+		SHARD_ROW(&tuple)->shard == shard)
 	{
 		HeapTuple	copy = heap_copytuple(&tuple);
 
 		/*
 		 * Index fetches prune a page as a side effect; this path bypasses
 		 * the index, so prune here, or the page fills with our own dead
-		 * versions and the next update cannot be HOT.  Pruning keeps the
-		 * line pointer of the live version we are about to update.
+		 * versions and the next update cannot be HOT.  Only when the page
+		 * is nearly full, though: fillfactor 10 would make
+		 * heap_page_prune_opt prune (and WAL-log it) on almost every
+		 * commit.  Pruning keeps the line pointer of the live version we
+		 * are about to update.  The free-space read is unlocked, which is
+		 * fine for a hint, as in heap_page_prune_opt itself.
 		 */
-		heap_page_prune_opt(rel, *pin);
+		if (PageGetHeapFreeSpace(BufferGetPage(*pin)) <
+			SHARD_PRUNE_ROOM_VERSIONS * MAXALIGN(tuple.t_len))
+			heap_page_prune_opt(rel, *pin);
 		return copy;
 	}
 
@@ -606,34 +654,19 @@ shard_remember(CounterId id, int32 shard, ItemPointer tid)
 	hint->tid = *tid;
 }
 
-static int64
-shard_value(Relation rel, HeapTuple tuple)
+/* Sets a shard row copy's value for op: add arg to it, or assign arg. */
+static void
+shard_set_value(HeapTuple tuple, const CounterDef *def, ShardOp op, int64 arg)
 {
-	bool		isnull;
-
-	return DatumGetInt64(heap_getattr(tuple, Anum_shard_value,
-									  RelationGetDescr(rel), &isnull));
-}
-
-static HeapTuple
-shard_with_value(Relation rel, HeapTuple old, const CounterDef *def,
-				 ShardOp op, int64 arg)
-{
-	Datum		values[Natts_shard] = {0};
-	bool		isnull[Natts_shard] = {false};
-	bool		replace[Natts_shard] = {false};
+	ShardRow   *row = SHARD_ROW(tuple);
 	int64		newval = arg;
 
-	if (op == SHARD_OP_ADD &&
-		pg_add_s64_overflow(shard_value(rel, old), arg, &newval))
+	if (op == SHARD_OP_ADD && pg_add_s64_overflow(row->value, arg, &newval))
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("value of counter \"%s\" is out of range for type bigint",
 						def->name)));
-
-	values[Anum_shard_value - 1] = Int64GetDatum(newval);
-	replace[Anum_shard_value - 1] = true;
-	return heap_modify_tuple(old, RelationGetDescr(rel), values, isnull, replace);
+	row->value = newval;
 }
 
 /*
@@ -694,7 +727,9 @@ shard_write(Relation rel, const CounterDef *def, int32 shard,
 								 wait, &tmfd, false);
 		else
 		{
-			newtup = shard_with_value(rel, oldtup, def, op, arg);
+			/* the copy becomes the new version, as in catalog updates */
+			newtup = oldtup;
+			shard_set_value(newtup, def, op, arg);
 			result = heap_update(rel, &oldtup->t_self, newtup, cid,
 								 InvalidSnapshot, wait, &tmfd, &lockmode);
 		}
@@ -831,7 +866,7 @@ store_sum_shards(const CounterDef *def, Snapshot snapshot)
 				Int32GetDatum(def->id));
 	scan = systable_beginscan(rel, oids->shards_idx, true, snapshot, 1, &skey);
 	while (HeapTupleIsValid(tuple = systable_getnext(scan)))
-		int128_add_int64(&sum, shard_value(rel, tuple));
+		int128_add_int64(&sum, SHARD_ROW(tuple)->value);
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
 
