@@ -41,7 +41,8 @@
 # REPEATABLE READ; "ser" for SERIALIZABLE), BENCH_JOBS (2) pgbench threads,
 # BENCH_VALUE_SECONDS (5), BENCH_VALUE_LOOP (100000) calls,
 # BENCH_BIG (1000000) increments, BENCH_REPEAT (3) repetitions of sections 2
-# and 3, BENCH_PORT (54760), BENCH_KEEP=1 keeps the
+# and 3, BENCH_PGBENCH_ARGS (none; e.g. "-M prepared") extra pgbench options
+# for the INSERT runs, BENCH_PORT (54760), BENCH_KEEP=1 keeps the
 # scratch directory (data directory, pgbench logs, results.tsv).
 set -euo pipefail
 # shellcheck source=lib.sh
@@ -87,25 +88,8 @@ isolation_name() {
 es_install_packages
 es_build_install
 
-LOAD_DIR=$(es_workdir)
-LOAD_PORT=$PORT
-export LOAD_DIR LOAD_PORT
-cleanup() {
-  es_stop_cluster "$LOAD_DIR"
-  if [ "${BENCH_KEEP:-0}" = 1 ]; then
-    es_log "kept $LOAD_DIR"
-  else
-    rm -rf "$LOAD_DIR"
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-es_log "starting a server on port $PORT ($LOAD_DIR), max_connections = $MAX_CONNECTIONS"
-if ! es_start_cluster "$LOAD_DIR" "$PORT" yes "max_connections = $MAX_CONNECTIONS"; then
-  cat "$LOAD_DIR/server.log" >&2 || true
-  exit 1
-fi
+export LOAD_PGBENCH_ARGS=${BENCH_PGBENCH_ARGS:-}
+load_start_server "$PORT" "$MAX_CONNECTIONS" "${BENCH_KEEP:-0}"
 load_setup
 SHARDS=$(load_sql "SELECT shards FROM event_stats.counters WHERE name = 'events_total'")
 PG_VERSION=$(load_sql "SHOW server_version")
@@ -395,7 +379,7 @@ echo "## Benchmark figures"
 echo
 echo "PostgreSQL $PG_VERSION, $(nproc) CPU cores shared by pgbench and the server, fsync on," \
   "max_connections = $MAX_CONNECTIONS, counter with the default $SHARDS shards." \
-  "pgbench -j $JOBS, $DURATION s per run, $ROUNDS interleaved rounds per cell," \
+  "pgbench -j $JOBS${LOAD_PGBENCH_ARGS:+ $LOAD_PGBENCH_ARGS}, $DURATION s per run, $ROUNDS interleaved rounds per cell," \
   "tables emptied, vacuumed and checkpointed before every run; --max-tries=1, so a" \
   "serialization failure is a failed transaction, not retried. Produced by" \
   "\`bash test/bench_counters.sh\` ($(date -u +%Y-%m-%d))."

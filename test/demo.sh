@@ -41,25 +41,7 @@ done
 es_install_packages
 es_build_install
 
-LOAD_DIR=$(es_workdir)
-LOAD_PORT=$PORT  # read by bench/load.sh
-export LOAD_DIR LOAD_PORT
-cleanup() {
-  es_stop_cluster "$LOAD_DIR"
-  if [ "${DEMO_KEEP:-0}" = 1 ]; then
-    es_log "kept $LOAD_DIR"
-  else
-    rm -rf "$LOAD_DIR"
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-es_log "starting a server on port $PORT ($LOAD_DIR)"
-if ! es_start_cluster "$LOAD_DIR" "$PORT" yes "max_connections = $MAX_CONNECTIONS"; then
-  cat "$LOAD_DIR/server.log" >&2 || true
-  exit 1
-fi
+load_start_server "$PORT" "$MAX_CONNECTIONS" "${DEMO_KEEP:-0}"
 load_setup
 
 script_b=$(load_script demo_b "$ISOLATION" \

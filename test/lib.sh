@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # test/lib.sh -- shell helpers shared by run_tests.sh, demo.sh and bench_counters.sh.
 #
 # Sourced, not run.  Everything here works the same for root (CI, a fresh
@@ -86,7 +87,9 @@ es_start_cluster() {
 
 es_stop_cluster() {
   local dir=$1
-  [ -d "$dir/data" ] && es_as_user pg_ctl -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+  if [ -d "$dir/data" ]; then
+    es_as_user pg_ctl -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+  fi
 }
 
 # es_psql DIR PORT [psql args...] -- as the test user, database postgres.

@@ -7,6 +7,33 @@
 # data/ and server.log are there, and this file puts the pgbench scripts and
 # logs there too, where the test user can read them) and LOAD_PORT.
 
+# load_start_server PORT MAX_CONNECTIONS KEEP -- makes a scratch directory
+# (LOAD_DIR), starts a preloaded throwaway server in it on PORT (LOAD_PORT)
+# and arranges for the server to be stopped, and the directory removed
+# unless KEEP is 1, when the calling script exits.
+load_start_server() {
+  LOAD_PORT=$1
+  LOAD_DIR=$(es_workdir)
+  LOAD_KEEP=$3
+  export LOAD_DIR LOAD_PORT
+  trap load_cleanup EXIT
+  trap 'exit 130' INT TERM
+  es_log "starting a server on port $LOAD_PORT ($LOAD_DIR), max_connections = $2"
+  if ! es_start_cluster "$LOAD_DIR" "$LOAD_PORT" yes "max_connections = $2"; then
+    cat "$LOAD_DIR/server.log" >&2 || true
+    exit 1
+  fi
+}
+
+load_cleanup() {
+  es_stop_cluster "$LOAD_DIR"
+  if [ "$LOAD_KEEP" = 1 ]; then
+    es_log "kept $LOAD_DIR"
+  else
+    rm -rf "$LOAD_DIR"
+  fi
+}
+
 # load_sql SQL -- runs SQL in one psql call, prints unaligned, space-separated
 # rows.  Several statements in one SQL string run in one transaction.
 load_sql() {
@@ -69,8 +96,10 @@ load_run() {
   local log=$1 clients=$2 jobs=$3 duration=$4 script=$5
   [ "$jobs" -gt "$clients" ] && jobs=$clients
   LOAD_RC=0
+  # LOAD_PGBENCH_ARGS is a list of options: split on purpose
+  # shellcheck disable=SC2086
   es_pgbench "$LOAD_DIR" "$LOAD_PORT" -n -c "$clients" -j "$jobs" -T "$duration" \
-    --max-tries=1 --failures-detailed -f "$script" >"$log" 2>&1 || LOAD_RC=$?
+    --max-tries=1 --failures-detailed ${LOAD_PGBENCH_ARGS:-} -f "$script" >"$log" 2>&1 || LOAD_RC=$?
   LOAD_TPS=$(awk '/^tps = / { v = $3 } END { print v + 0 }' "$log")
   LOAD_OK=$(awk -F': ' '/^number of transactions actually processed: / { v = $2 } END { print v + 0 }' "$log")
   LOAD_FAILED=$(awk '/^number of failed transactions: / { v = $5 } END { print v + 0 }' "$log")
