@@ -198,6 +198,17 @@ SELECT event_stats.increment('doomed');
 DROP EXTENSION event_stats;
 COMMIT;
 SELECT count(*) AS has_extension FROM pg_extension WHERE extname = 'event_stats';
+-- remembered shard positions do not outlive the table they point into
+CREATE EXTENSION event_stats;
+SELECT event_stats.create_counter('wide') IS NOT NULL AS created;
+SELECT event_stats.create_counter('narrow', 1);
+SELECT event_stats.increment('narrow');
+DROP EXTENSION event_stats;
+CREATE EXTENSION event_stats;
+SELECT event_stats.create_counter('first', 1), event_stats.create_counter('second', 1);
+SELECT event_stats.increment('second');
+SELECT event_stats.value('second');
+DROP EXTENSION event_stats;
 \c contrib_regression
 DROP DATABASE regress_es_other;
 SELECT event_stats.value('tx');

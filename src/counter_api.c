@@ -142,13 +142,16 @@ es_value(PG_FUNCTION_ARGS)
 	CounterDef	def;
 	bool		is_absolute = false;
 	int64		pending = 0;
+	int64		sum;
 	int64		result;
 
 	es_require_preload();
 	require_arg(fcinfo, 0, "counter");
 	id = PG_GETARG_INT32(0);
 
-	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+	/* the definition and the shards are read in one snapshot */
+	snapshot = RegisterSnapshot(ActiveSnapshotSet() ? GetActiveSnapshot() :
+								GetTransactionSnapshot());
 	if (!store_lookup_by_id(id, snapshot, &def))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -156,9 +159,14 @@ es_value(PG_FUNCTION_ARGS)
 
 	pending_lookup(id, &is_absolute, &pending);
 	if (is_absolute)
+	{
+		UnregisterSnapshot(snapshot);
 		PG_RETURN_INT64(pending);
+	}
 
-	if (pg_add_s64_overflow(store_sum_shards(&def, snapshot), pending, &result))
+	sum = store_sum_shards(&def, snapshot);
+	UnregisterSnapshot(snapshot);
+	if (pg_add_s64_overflow(sum, pending, &result))
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("value of counter \"%s\" is out of range for type bigint",

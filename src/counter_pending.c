@@ -90,7 +90,6 @@ static PendingCounter *
 pending_entry(CounterId id)
 {
 	PendingCounter *pc;
-	bool		found;
 
 	if (pending_flushing)
 		ereport(ERROR,
@@ -120,7 +119,7 @@ pending_entry(CounterId id)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("counter with id %d does not exist", id)));
-		pc = hash_search(pending, &id, HASH_ENTER, &found);
+		pc = hash_search(pending, &id, HASH_ENTER, NULL);
 		pc->def = def;
 		pc->top = NULL;
 	}

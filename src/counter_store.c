@@ -157,6 +157,14 @@ static HTAB *defs_by_name = NULL;
 static HTAB *defs_by_id = NULL;
 static HTAB *shard_hints = NULL;
 
+/*
+ * Bumped by every invalidation that empties the caches.  A lookup caches
+ * its result only if no invalidation arrived while it ran: its snapshot may
+ * predate a drop whose invalidation was processed when it opened a
+ * relation.
+ */
+static uint64 store_cache_generation = 0;
+
 /* prune a shard's page once it has room for fewer new versions than this */
 #define SHARD_PRUNE_ROOM_VERSIONS	3
 
@@ -197,11 +205,18 @@ store_invalidate(Datum arg, Oid relid)
 		relid == store_oids.shards_idx)
 	{
 		store_oids_valid = false;
+		store_cache_generation++;
 		if (defs_by_name != NULL)
 		{
 			hash_destroy(defs_by_name);
 			hash_destroy(defs_by_id);
 			defs_by_name = defs_by_id = NULL;
+		}
+		/* a rewritten or recreated table makes every remembered TID wrong */
+		if (shard_hints != NULL)
+		{
+			hash_destroy(shard_hints);
+			shard_hints = NULL;
 		}
 	}
 }
@@ -311,8 +326,9 @@ store_max_shards(void)
  * index values are the heap attributes themselves.
  * ----------
  */
+/* update: the tuple is a new version with unchanged key columns */
 static void
-insert_index_entries(Relation heap, HeapTuple tuple)
+insert_index_entries(Relation heap, HeapTuple tuple, bool update)
 {
 	List	   *indexes = RelationGetIndexList(heap);
 	ListCell   *lc;
@@ -331,7 +347,7 @@ insert_index_entries(Relation heap, HeapTuple tuple)
 
 		index_insert(index, values, isnull, &tuple->t_self, heap,
 					 index->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
-					 false, info);
+					 update, info);
 		index_close(index, RowExclusiveLock);
 	}
 	list_free(indexes);
@@ -341,7 +357,7 @@ static void
 insert_tuple(Relation rel, HeapTuple tuple)
 {
 	simple_heap_insert(rel, tuple);
-	insert_index_entries(rel, tuple);
+	insert_index_entries(rel, tuple, false);
 }
 
 /* ----------
@@ -363,7 +379,10 @@ def_from_tuple(Relation rel, HeapTuple tuple, CounterDef *def)
 
 /*
  * Looks a definition up through one index.  A NULL snapshot means the
- * newest committed state, the way catalog lookups resolve names.
+ * newest state, the way catalog lookups resolve names: committed rows plus
+ * this transaction's own.  Caching the latter is safe because our own
+ * create and drop send a relcache invalidation that is also processed
+ * locally, at (sub)transaction abort as well as at commit.
  */
 static bool
 def_lookup(Oid indexoid, AttrNumber attno, RegProcedure eqproc, Datum key,
@@ -422,6 +441,7 @@ store_lookup_by_name(const char *name, CounterDef *def)
 {
 	const StoreOids *oids = store_get_oids();
 	DefByName  *hit;
+	uint64		generation = store_cache_generation;
 
 	if (strlen(name) > COUNTER_NAME_MAXLEN)
 		return false;
@@ -434,7 +454,8 @@ store_lookup_by_name(const char *name, CounterDef *def)
 	if (!def_lookup(oids->defs_name_idx, Anum_def_name, F_TEXTEQ,
 					CStringGetTextDatum(name), NULL, def))
 		return false;
-	def_cache_add(def);
+	if (generation == store_cache_generation)
+		def_cache_add(def);
 	return true;
 }
 
@@ -447,6 +468,7 @@ store_lookup_by_id(CounterId id, Snapshot snapshot, CounterDef *def)
 {
 	const StoreOids *oids = store_get_oids();
 	DefById    *hit;
+	uint64		generation = store_cache_generation;
 
 	if (snapshot == NULL && defs_by_id != NULL &&
 		(hit = hash_search(defs_by_id, &id, HASH_FIND, NULL)) != NULL)
@@ -457,7 +479,7 @@ store_lookup_by_id(CounterId id, Snapshot snapshot, CounterDef *def)
 	if (!def_lookup(oids->defs_id_idx, Anum_def_id, F_INT4EQ,
 					Int32GetDatum(id), snapshot, def))
 		return false;
-	if (snapshot == NULL)
+	if (snapshot == NULL && generation == store_cache_generation)
 		def_cache_add(def);
 	return true;
 }
@@ -546,11 +568,12 @@ store_create(const char *name, int32 shards)
  * insertion or deletion is still in progress, so some version always
  * qualifies.  If the one found is still being inserted, *inserter is set to
  * that transaction and the caller must not write the row until it ends.
+ * The page of a version found stays pinned in *pin for the caller.
  * Like every non-MVCC read, it takes no SSI predicate lock.
  */
 static HeapTuple
 shard_fetch_latest(Relation rel, CounterId id, int32 shard,
-				   TransactionId *inserter)
+				   TransactionId *inserter, Buffer *pin)
 {
 	SnapshotData dirty;
 	ScanKeyData skey[2];
@@ -571,6 +594,14 @@ shard_fetch_latest(Relation rel, CounterId id, int32 shard,
 		copy = heap_copytuple(tuple);
 		/* the dirty snapshot describes the tuple it accepted last */
 		*inserter = dirty.xmin;
+
+		/*
+		 * Pin the page before the scan lets go of it, and keep the pin until
+		 * the row is written: otherwise the version could be pruned and its
+		 * line pointer reused by a newer version, which heap_update would
+		 * then overwrite with a value computed from this stale copy.
+		 */
+		*pin = ReadBuffer(rel, ItemPointerGetBlockNumber(&copy->t_self));
 	}
 	systable_endscan(scan);
 	return copy;
@@ -612,8 +643,10 @@ shard_fetch_hinted(Relation rel, CounterId id, int32 shard, Buffer *pin)
 		hint->shard != shard)
 		return NULL;
 
+	/* VACUUM may have truncated the table without any invalidation */
 	tuple.t_self = hint->tid;
-	if (heap_fetch(rel, SnapshotSelf, &tuple, pin, true) &&
+	if (ItemPointerGetBlockNumber(&tuple.t_self) < RelationGetNumberOfBlocks(rel) &&
+		heap_fetch(rel, SnapshotSelf, &tuple, pin, true) &&
 		SHARD_ROW(&tuple)->counter_id == id &&
 		SHARD_ROW(&tuple)->shard == shard)
 	{
@@ -638,6 +671,7 @@ shard_fetch_hinted(Relation rel, CounterId id, int32 shard, Buffer *pin)
 	if (BufferIsValid(*pin))
 		ReleaseBuffer(*pin);
 	*pin = InvalidBuffer;
+	hash_search(shard_hints, &id, HASH_REMOVE, NULL);
 	return NULL;
 }
 
@@ -670,9 +704,61 @@ shard_set_value(HeapTuple tuple, const CounterDef *def, ShardOp op, int64 arg)
 }
 
 /*
+ * After a lookup of a shard row found no version at all: should the write
+ * give up (true), or look again (false)?  A counter dropped by a committed
+ * transaction has no rows left.  Otherwise the lookup raced an update (see
+ * counter_still_defined) and a retry finds the row; after too many misses
+ * in a row it is missing for real.  A drop cannot ask whether the counter is
+ * still defined (it deleted the definition itself), so it only retries, and
+ * then finds nothing left to delete.
+ */
+static bool
+shard_lookup_gives_up(const CounterDef *def, int32 shard, ShardOp op,
+					  int misses)
+{
+	if (op != SHARD_OP_DELETE && !counter_still_defined(def->id))
+		return true;
+	if (misses <= SHARD_LOOKUP_RETRIES)
+		return false;
+	if (op == SHARD_OP_DELETE)
+		return true;
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("shard %d of counter \"%s\" is missing", shard, def->name)));
+	return true;				/* keep compiler quiet */
+}
+
+/* Writes the change into a private copy of the row's newest version. */
+static TM_Result
+shard_apply(Relation rel, const CounterDef *def, HeapTuple tuple,
+			ShardOp op, int64 arg, bool wait)
+{
+	CommandId	cid = GetCurrentCommandId(true);
+	TM_FailureData tmfd;
+	LockTupleMode lockmode;
+	TM_Result	result;
+
+	if (op == SHARD_OP_DELETE)
+		return heap_delete(rel, &tuple->t_self, cid, InvalidSnapshot, wait,
+						   &tmfd, false);
+
+	/* the copy becomes the new version, as in catalog updates */
+	shard_set_value(tuple, def, op, arg);
+	result = heap_update(rel, &tuple->t_self, tuple, cid, InvalidSnapshot,
+						 wait, &tmfd, &lockmode);
+	if (result == TM_Ok)
+	{
+		if (!HeapTupleIsHeapOnly(tuple))
+			insert_index_entries(rel, tuple, true);
+		shard_remember(def->id, SHARD_ROW(tuple)->shard, &tuple->t_self);
+	}
+	return result;
+}
+
+/*
  * Applies one change to the newest version of one shard row.  With wait =
  * false a row that another transaction is writing is reported busy instead
- * of waited for.
+ * of waited for.  The row's page stays pinned from lookup to write.
  */
 static ShardWrite
 shard_write(Relation rel, const CounterDef *def, int32 shard,
@@ -683,66 +769,44 @@ shard_write(Relation rel, const CounterDef *def, int32 shard,
 
 	for (;;)
 	{
-		HeapTuple	oldtup = NULL;
-		HeapTuple	newtup = NULL;
+		HeapTuple	tuple = NULL;
 		Buffer		pin = InvalidBuffer;
-		TM_FailureData tmfd;
-		LockTupleMode lockmode;
+		TransactionId inserter = InvalidTransactionId;
 		TM_Result	result;
-		CommandId	cid = GetCurrentCommandId(true);
 
 		CHECK_FOR_INTERRUPTS();
 
 		if (try_hint)
-			oldtup = shard_fetch_hinted(rel, def->id, shard, &pin);
+			tuple = shard_fetch_hinted(rel, def->id, shard, &pin);
 		try_hint = false;
-		if (oldtup == NULL)
+		if (tuple == NULL)
+			tuple = shard_fetch_latest(rel, def->id, shard, &inserter, &pin);
+		if (tuple == NULL)
 		{
-			TransactionId inserter = InvalidTransactionId;
-
-			oldtup = shard_fetch_latest(rel, def->id, shard, &inserter);
-			if (oldtup == NULL)
-			{
-				if (!counter_still_defined(def->id))
-					return SHARD_GONE;
-				if (++misses > SHARD_LOOKUP_RETRIES)
-					ereport(ERROR,
-							(errcode(ERRCODE_DATA_CORRUPTED),
-							 errmsg("shard %d of counter \"%s\" is missing",
-									shard, def->name)));
-				continue;
-			}
-			if (TransactionIdIsValid(inserter))
-			{
-				/* another transaction is writing this row right now */
-				if (!wait)
-					return SHARD_BUSY;
-				XactLockTableWait(inserter, rel, &oldtup->t_self, XLTW_Update);
-				continue;
-			}
+			if (shard_lookup_gives_up(def, shard, op, ++misses))
+				return SHARD_GONE;
+			continue;
 		}
 
-		if (op == SHARD_OP_DELETE)
-			result = heap_delete(rel, &oldtup->t_self, cid, InvalidSnapshot,
-								 wait, &tmfd, false);
-		else
+		if (TransactionIdIsValid(inserter))
 		{
-			/* the copy becomes the new version, as in catalog updates */
-			newtup = oldtup;
-			shard_set_value(newtup, def, op, arg);
-			result = heap_update(rel, &oldtup->t_self, newtup, cid,
-								 InvalidSnapshot, wait, &tmfd, &lockmode);
-		}
-		if (BufferIsValid(pin))
+			/* another transaction is writing this row right now */
 			ReleaseBuffer(pin);
+			if (wait)
+				XactLockTableWait(inserter, rel, &tuple->t_self, XLTW_Update);
+			heap_freetuple(tuple);
+			if (!wait)
+				return SHARD_BUSY;
+			continue;
+		}
+
+		result = shard_apply(rel, def, tuple, op, arg, wait);
+		ReleaseBuffer(pin);
+		heap_freetuple(tuple);
 
 		switch (result)
 		{
 			case TM_Ok:
-				if (newtup != NULL && !HeapTupleIsHeapOnly(newtup))
-					insert_index_entries(rel, newtup);
-				if (newtup != NULL)
-					shard_remember(def->id, shard, &newtup->t_self);
 				return SHARD_WRITTEN;
 			case TM_BeingModified:
 				Assert(!wait);
