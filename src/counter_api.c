@@ -167,9 +167,6 @@ es_value(PG_FUNCTION_ARGS)
 	sum = store_sum_shards(&def, snapshot);
 	UnregisterSnapshot(snapshot);
 	if (pg_add_s64_overflow(sum, pending, &result))
-		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("value of counter \"%s\" is out of range for type bigint",
-						def.name)));
+		report_counter_overflow(def.name);
 	PG_RETURN_INT64(result);
 }

@@ -171,11 +171,7 @@ pending_increment(CounterId id, int64 delta)
 	pending_check_writable("event_stats.increment()");
 	pc = pending_entry(id);
 	if (pg_add_s64_overflow(pc->top ? pc->top->amount : 0, delta, &sum))
-		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("value of counter \"%s\" is out of range for type bigint",
-						pc->def.name),
-				 errdetail("This transaction's increments of the counter add up to more than bigint can hold.")));
+		report_counter_overflow(pc->def.name);
 
 	state = pending_current_state(pc);
 	state->amount = sum;

@@ -260,8 +260,13 @@ store_check_shard_layout(Oid relid)
 				 errhint("Recreate the extension with DROP EXTENSION and CREATE EXTENSION.")));
 }
 
+/*
+ * The OIDs of our relations, looked up once and cached.  With missing_ok,
+ * returns NULL instead of raising an error when the extension is not (or no
+ * longer) installed in this database.
+ */
 static const StoreOids *
-store_get_oids(void)
+store_lookup_oids(bool missing_ok)
 {
 	Oid			nsp;
 
@@ -275,12 +280,17 @@ store_get_oids(void)
 	}
 
 	nsp = get_namespace_oid(ES_SCHEMA, true);
-	if (!OidIsValid(nsp))
+	if (!OidIsValid(nsp) ||
+		!OidIsValid(get_relname_relid("counter_shards", nsp)))
+	{
+		if (missing_ok)
+			return NULL;
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("extension event_stats is not installed in database \"%s\"",
 						get_database_name(MyDatabaseId)),
 				 errhint("Run CREATE EXTENSION event_stats.")));
+	}
 
 	store_oids.defs = store_relid(nsp, "counter_definitions");
 	store_oids.defs_id_idx = store_relid(nsp, "counter_definitions_pkey");
@@ -293,6 +303,12 @@ store_get_oids(void)
 	return &store_oids;
 }
 
+static const StoreOids *
+store_get_oids(void)
+{
+	return store_lookup_oids(false);
+}
+
 /*
  * false once the extension's tables are gone, e.g. after DROP EXTENSION
  * earlier in the committing transaction: its pending changes go with them.
@@ -300,13 +316,17 @@ store_get_oids(void)
 bool
 store_is_installed(void)
 {
-	Oid			nsp;
+	return store_lookup_oids(true) != NULL;
+}
 
-	if (store_oids_valid)
-		return true;
-	nsp = get_namespace_oid(ES_SCHEMA, true);
-	return OidIsValid(nsp) &&
-		OidIsValid(get_relname_relid("counter_shards", nsp));
+/* The one error for a counter value beyond int8, wherever it is detected. */
+void
+report_counter_overflow(const char *name)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+			 errmsg("value of counter \"%s\" is out of range for type bigint",
+					name)));
 }
 
 /*
@@ -696,10 +716,7 @@ shard_set_value(HeapTuple tuple, const CounterDef *def, ShardOp op, int64 arg)
 	int64		newval = arg;
 
 	if (op == SHARD_OP_ADD && pg_add_s64_overflow(row->value, arg, &newval))
-		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("value of counter \"%s\" is out of range for type bigint",
-						def->name)));
+		report_counter_overflow(def->name);
 	row->value = newval;
 }
 
@@ -936,9 +953,6 @@ store_sum_shards(const CounterDef *def, Snapshot snapshot)
 
 	if (int128_compare(sum, int64_to_int128(PG_INT64_MAX)) > 0 ||
 		int128_compare(sum, int64_to_int128(PG_INT64_MIN)) < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("value of counter \"%s\" is out of range for type bigint",
-						def->name)));
+		report_counter_overflow(def->name);
 	return int128_to_int64(sum);
 }

@@ -39,6 +39,7 @@ typedef struct CounterDef
 } CounterDef;
 
 extern bool store_is_installed(void);
+extern void report_counter_overflow(const char *name) pg_attribute_noreturn();
 extern int32 store_max_shards(void);
 extern bool store_lookup_by_name(const char *name, CounterDef *def);
 extern bool store_lookup_by_id(CounterId id, Snapshot snapshot, CounterDef *def);

@@ -157,11 +157,7 @@ bench_run() {
     broke=1
     es_log "NOT EXACT: $rows rows, pgbench committed $LOAD_OK, counter moved by $((after - before))"
   fi
-  if [ "$LOAD_RC" != 0 ] || [ "$LOAD_ABORTED" != 0 ] || [ "$LOAD_OK" = 0 ]; then
-    broke=1
-    es_log "the run did not go cleanly (see $log):"
-    load_show_errors "$log"
-  fi
+  load_check_clean "$log" "$clients clients $iso ($variant)" || broke=1
   if [ "${variant:0:1}" = c ] && [ "$LOAD_FAILED" != 0 ]; then
     broke=1
     es_log "event_stats variant ($variant) had $LOAD_FAILED failed transactions:"

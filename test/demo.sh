@@ -74,11 +74,7 @@ run() {
     broke=1
     es_log "($key) NOT EXACT: counter moved by ${COUNTER[$key]}, $rows rows, pgbench committed $LOAD_OK"
   fi
-  if [ "$LOAD_RC" != 0 ] || [ "$LOAD_ABORTED" != 0 ] || [ "$LOAD_OK" = 0 ]; then
-    broke=1
-    es_log "($key) the load did not run cleanly (see $LOAD_DIR/demo_$key.log):"
-    load_show_errors "$LOAD_DIR/demo_$key.log"
-  fi
+  load_check_clean "$LOAD_DIR/demo_$key.log" "($key)" || broke=1
 }
 
 run b "one-row trigger counter" "$script_b" \

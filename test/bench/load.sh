@@ -127,6 +127,15 @@ load_show_errors() {
   grep -E 'error|ERROR|FATAL' "$1" | sort | uniq -c | sort -rn | head -5 >&2 || true
 }
 
+# load_check_clean LOG LABEL -- true if the last load_run went cleanly (exit
+# status 0, no aborted client, something committed); otherwise says why.
+load_check_clean() {
+  [ "$LOAD_RC" = 0 ] && [ "$LOAD_ABORTED" = 0 ] && [ "$LOAD_OK" != 0 ] && return 0
+  es_log "$2: the load did not run cleanly (see $1):"
+  load_show_errors "$1"
+  return 1
+}
+
 # load_setup -- the extension, its counter events_total, and the two
 # identically shaped event tables every run uses:
 #   events          written by variants without a trigger (event_stats or none)
