@@ -8,7 +8,10 @@ OBJS = \
 	src/counter_store.o \
 	src/counter_pending.o \
 	src/counter_type.o \
-	src/counter_api.o
+	src/counter_api.o \
+	src/tracking.o \
+	src/tracking_ddl.o \
+	src/tracking_api.o
 DATA = sql/event_stats--1.0.sql
 PGFILEDESC = "event_stats - contention-free sharded counters"
 

@@ -41,12 +41,22 @@ CREATE TABLE event_stats.counter_shards (
 COMMENT ON TABLE event_stats.counter_shards IS
     'Shard values of sharded counters; a counter is the sum of its rows. Do not write to it directly.';
 
+-- One row per tracked table: its rows are counted by counter_id.  regclass,
+-- so that pg_dump writes the table's name and pg_restore finds the new OID.
+CREATE TABLE event_stats.tracked_tables (
+    relid       regclass PRIMARY KEY,
+    counter_id  integer NOT NULL UNIQUE
+);
+COMMENT ON TABLE event_stats.tracked_tables IS
+    'Tables whose row count a counter keeps; see event_stats.track(). Do not write to it directly.';
+
 REVOKE ALL ON event_stats.counter_definitions, event_stats.counter_shards,
-    event_stats.counter_definitions_id_seq FROM PUBLIC;
+    event_stats.counter_definitions_id_seq, event_stats.tracked_tables FROM PUBLIC;
 
 SELECT pg_catalog.pg_extension_config_dump('event_stats.counter_definitions', '');
 SELECT pg_catalog.pg_extension_config_dump('event_stats.counter_shards', '');
 SELECT pg_catalog.pg_extension_config_dump('event_stats.counter_definitions_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('event_stats.tracked_tables', '');
 
 --------------------------------------------------------------------------
 -- The counter type: a 4-byte handle whose text form is the counter's
@@ -195,23 +205,50 @@ CREATE FUNCTION event_stats.set(event_stats.counter, bigint)
 COMMENT ON FUNCTION event_stats.set(event_stats.counter, bigint) IS
     'Sets the counter at commit; increments committed afterwards add to the new value';
 
+--------------------------------------------------------------------------
+-- Row counts of tables, with no trigger and no per-row work
+--------------------------------------------------------------------------
+
+CREATE FUNCTION event_stats.track(tbl regclass, counter_name text DEFAULT NULL)
+    RETURNS event_stats.counter
+    AS 'MODULE_PATHNAME', 'es_track'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION event_stats.track(regclass, text) IS
+    'Creates a counter (by default named schema.table) that equals the table''s row count in every snapshot from commit on; a partitioned table counts all its partitions';
+
+CREATE FUNCTION event_stats.untrack(tbl regclass)
+    RETURNS void
+    AS 'MODULE_PATHNAME', 'es_untrack'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION event_stats.untrack(regclass) IS
+    'Stops tracking the table and drops its counter';
+
+-- A tracked table's count is shown only to roles that may count its rows.
 CREATE VIEW event_stats.counters AS
     SELECT d.name,
            d.id::event_stats.counter AS counter,
-           event_stats.value(d.id::event_stats.counter) AS value,
-           d.shards
-      FROM event_stats.counter_definitions d;
+           CASE WHEN t.relid IS NULL
+                  OR pg_catalog.has_table_privilege(t.relid, 'SELECT')
+                THEN event_stats.value(d.id::event_stats.counter)
+           END AS value,
+           d.shards,
+           t.relid AS tracks
+      FROM event_stats.counter_definitions d
+      LEFT JOIN event_stats.tracked_tables t ON t.counter_id = d.id;
 COMMENT ON VIEW event_stats.counters IS
-    'Every counter with its value in the current snapshot';
+    'Every counter with its value in the current snapshot, and the table it tracks, if any';
 
 --------------------------------------------------------------------------
--- Privileges.  Creating, dropping and setting counters is for the
--- extension owner and roles it grants; incrementing and reading are open
--- to every role.  Change either with GRANT / REVOKE on the functions.
+-- Privileges.  Creating, dropping and setting counters, and tracking
+-- tables, is for the extension owner and roles it grants (track and untrack
+-- also require owning the table); incrementing and reading are open to
+-- every role, except that a tracked table's count needs SELECT on it.  Change either with GRANT / REVOKE on the functions.
 --------------------------------------------------------------------------
 
 REVOKE EXECUTE ON FUNCTION event_stats.create_counter(text, integer),
     event_stats.drop_counter(event_stats.counter),
-    event_stats.set(event_stats.counter, bigint) FROM PUBLIC;
+    event_stats.set(event_stats.counter, bigint),
+    event_stats.track(regclass, text),
+    event_stats.untrack(regclass) FROM PUBLIC;
 GRANT USAGE ON SCHEMA event_stats TO PUBLIC;
 GRANT SELECT ON event_stats.counters TO PUBLIC;

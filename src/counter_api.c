@@ -38,8 +38,8 @@ require_arg(FunctionCallInfo fcinfo, int argno, const char *what)
 				 errmsg("%s must not be null", what)));
 }
 
-static void
-check_counter_name(const char *name)
+void
+counter_check_name(const char *name)
 {
 	size_t		len = strlen(name);
 
@@ -71,7 +71,7 @@ es_create_counter(PG_FUNCTION_ARGS)
 	PreventCommandIfParallelMode("event_stats.create_counter()");
 
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	check_counter_name(name);
+	counter_check_name(name);
 	if (!PG_ARGISNULL(1))
 		shards = PG_GETARG_INT32(1);
 	if (shards < 1 || shards > max_shards)
@@ -95,7 +95,8 @@ es_drop_counter(PG_FUNCTION_ARGS)
 	PreventCommandIfReadOnly("event_stats.drop_counter()");
 	PreventCommandIfParallelMode("event_stats.drop_counter()");
 
-	store_drop(PG_GETARG_INT32(0));
+	tracking_refuse_manual_change(PG_GETARG_INT32(0), "event_stats.drop_counter()");
+	store_drop(PG_GETARG_INT32(0), false);
 	PG_RETURN_VOID();
 }
 
@@ -109,6 +110,7 @@ es_increment(PG_FUNCTION_ARGS)
 	require_arg(fcinfo, 0, "counter");
 	require_arg(fcinfo, 1, "delta");
 
+	tracking_refuse_manual_change(PG_GETARG_INT32(0), "event_stats.increment()");
 	pending_increment(PG_GETARG_INT32(0), PG_GETARG_INT64(1));
 	PG_RETURN_VOID();
 }
@@ -123,6 +125,7 @@ es_set(PG_FUNCTION_ARGS)
 	require_arg(fcinfo, 0, "counter");
 	require_arg(fcinfo, 1, "value");
 
+	tracking_refuse_manual_change(PG_GETARG_INT32(0), "event_stats.set()");
 	pending_set(PG_GETARG_INT32(0), PG_GETARG_INT64(1));
 	PG_RETURN_VOID();
 }
@@ -157,6 +160,7 @@ es_value(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("counter with id %d does not exist", id)));
 
+	tracking_check_read(id);
 	pending_lookup(id, &is_absolute, &pending);
 	if (is_absolute)
 	{

@@ -86,8 +86,12 @@ pending_reset(void)
 	pending_flushing = false;
 }
 
+/*
+ * The counter's entry, created on first use.  A counter that does not exist
+ * is an error, or with missing_ok gives NULL.
+ */
 static PendingCounter *
-pending_entry(CounterId id)
+pending_entry(CounterId id, bool missing_ok)
 {
 	PendingCounter *pc;
 
@@ -116,9 +120,13 @@ pending_entry(CounterId id)
 		CounterDef	def;
 
 		if (!store_lookup_by_id(id, NULL, &def))
+		{
+			if (missing_ok)
+				return NULL;
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("counter with id %d does not exist", id)));
+		}
 		pc = hash_search(pending, &id, HASH_ENTER, NULL);
 		pc->def = def;
 		pc->top = NULL;
@@ -169,10 +177,29 @@ pending_increment(CounterId id, int64 delta)
 	int64		sum;
 
 	pending_check_writable("event_stats.increment()");
-	pc = pending_entry(id);
+	pc = pending_entry(id, false);
 	if (pg_add_s64_overflow(pc->top ? pc->top->amount : 0, delta, &sum))
 		report_counter_overflow(pc->def.name);
 
+	state = pending_current_state(pc);
+	state->amount = sum;
+}
+
+/*
+ * A tracked table's row change, added at commit by tracking.c.  A counter
+ * dropped in the meantime (the table untracked) takes nothing.
+ */
+void
+pending_add_tracked(CounterId id, int64 delta)
+{
+	PendingCounter *pc = pending_entry(id, true);
+	PendingState *state;
+	int64		sum;
+
+	if (pc == NULL)
+		return;
+	if (pg_add_s64_overflow(pc->top ? pc->top->amount : 0, delta, &sum))
+		report_counter_overflow(pc->def.name);
 	state = pending_current_state(pc);
 	state->amount = sum;
 }
@@ -184,7 +211,7 @@ pending_set(CounterId id, int64 value)
 	PendingState *state;
 
 	pending_check_writable("event_stats.set()");
-	pc = pending_entry(id);
+	pc = pending_entry(id, false);
 	state = pending_current_state(pc);
 	state->is_absolute = true;
 	state->amount = value;
@@ -263,6 +290,7 @@ pending_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_PRE_COMMIT:
 		case XACT_EVENT_PRE_PREPARE:
+			tracking_collect();
 			if (pending_any())
 				pending_flush();
 			break;
@@ -272,6 +300,7 @@ pending_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			pending_reset();
+			tracking_xact_end();
 			break;
 		case XACT_EVENT_PARALLEL_PRE_COMMIT:
 			/* increments are refused in parallel workers */
@@ -314,11 +343,12 @@ static void
 pending_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 						 SubTransactionId parentSubid, void *arg)
 {
-	int			level;
+	int			level = GetCurrentTransactionNestLevel();
 
+	if (event == SUBXACT_EVENT_COMMIT_SUB || event == SUBXACT_EVENT_ABORT_SUB)
+		tracking_subxact_end(level, event == SUBXACT_EVENT_COMMIT_SUB);
 	if (!pending_any())
 		return;
-	level = GetCurrentTransactionNestLevel();
 	if (level > pending_deepest)
 		return;
 

@@ -128,6 +128,7 @@ typedef struct StoreOids
 	Oid			defs_id_seq;
 	Oid			shards;
 	Oid			shards_idx;
+	Oid			tracked;		/* tracked_tables, owned by tracking.c */
 } StoreOids;
 
 static StoreOids store_oids;
@@ -202,7 +203,7 @@ store_invalidate(Datum arg, Oid relid)
 	if (relid == InvalidOid ||
 		relid == store_oids.defs || relid == store_oids.shards ||
 		relid == store_oids.defs_id_idx || relid == store_oids.defs_name_idx ||
-		relid == store_oids.shards_idx)
+		relid == store_oids.shards_idx || relid == store_oids.tracked)
 	{
 		store_oids_valid = false;
 		store_cache_generation++;
@@ -222,11 +223,11 @@ store_invalidate(Datum arg, Oid relid)
 }
 
 static Oid
-store_relid(Oid nsp, const char *relname)
+store_relid(Oid nsp, const char *relname, bool missing_ok)
 {
 	Oid			relid = get_relname_relid(relname, nsp);
 
-	if (!OidIsValid(relid))
+	if (!OidIsValid(relid) && !missing_ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("relation \"%s.%s\" of extension event_stats is missing",
@@ -292,12 +293,19 @@ store_lookup_oids(bool missing_ok)
 				 errhint("Run CREATE EXTENSION event_stats.")));
 	}
 
-	store_oids.defs = store_relid(nsp, "counter_definitions");
-	store_oids.defs_id_idx = store_relid(nsp, "counter_definitions_pkey");
-	store_oids.defs_name_idx = store_relid(nsp, "counter_definitions_name_key");
-	store_oids.defs_id_seq = store_relid(nsp, "counter_definitions_id_seq");
-	store_oids.shards = store_relid(nsp, "counter_shards");
-	store_oids.shards_idx = store_relid(nsp, "counter_shards_pkey");
+	store_oids.defs = store_relid(nsp, "counter_definitions", missing_ok);
+	store_oids.defs_id_idx = store_relid(nsp, "counter_definitions_pkey", missing_ok);
+	store_oids.defs_name_idx = store_relid(nsp, "counter_definitions_name_key", missing_ok);
+	store_oids.defs_id_seq = store_relid(nsp, "counter_definitions_id_seq", missing_ok);
+	store_oids.shards = store_relid(nsp, "counter_shards", missing_ok);
+	store_oids.shards_idx = store_relid(nsp, "counter_shards_pkey", missing_ok);
+	store_oids.tracked = store_relid(nsp, "tracked_tables", missing_ok);
+
+	/* half dropped, by the DROP EXTENSION running in this transaction */
+	if (!OidIsValid(store_oids.defs) || !OidIsValid(store_oids.defs_id_idx) ||
+		!OidIsValid(store_oids.defs_name_idx) || !OidIsValid(store_oids.defs_id_seq) ||
+		!OidIsValid(store_oids.shards_idx) || !OidIsValid(store_oids.tracked))
+		return NULL;
 	store_check_shard_layout(store_oids.shards);
 	store_oids_valid = true;
 	return &store_oids;
@@ -309,6 +317,13 @@ store_get_oids(void)
 	return store_lookup_oids(false);
 }
 
+/* Raises the "not installed" error unless the extension is installed. */
+void
+store_require_installed(void)
+{
+	(void) store_get_oids();
+}
+
 /*
  * false once the extension's tables are gone, e.g. after DROP EXTENSION
  * earlier in the committing transaction: its pending changes go with them.
@@ -317,6 +332,18 @@ bool
 store_is_installed(void)
 {
 	return store_lookup_oids(true) != NULL;
+}
+
+/*
+ * OID of event_stats.tracked_tables, or InvalidOid when the extension is not
+ * installed in this database.
+ */
+Oid
+store_tracked_tables_relid(void)
+{
+	const StoreOids *oids = store_lookup_oids(true);
+
+	return oids ? oids->tracked : InvalidOid;
 }
 
 /* The one error for a counter value beyond int8, wherever it is detected. */
@@ -373,8 +400,8 @@ insert_index_entries(Relation heap, HeapTuple tuple, bool update)
 	list_free(indexes);
 }
 
-static void
-insert_tuple(Relation rel, HeapTuple tuple)
+void
+store_insert_tuple(Relation rel, HeapTuple tuple)
 {
 	simple_heap_insert(rel, tuple);
 	insert_index_entries(rel, tuple, false);
@@ -557,13 +584,13 @@ store_create(const char *name, int32 shards)
 	values[Anum_def_name - 1] = CStringGetTextDatum(name);
 	values[Anum_def_shards - 1] = Int32GetDatum(shards);
 	tuple = heap_form_tuple(RelationGetDescr(defs), values, isnull);
-	insert_tuple(defs, tuple);
+	store_insert_tuple(defs, tuple);
 	def_cache_invalidate_everywhere(defs);
 	table_close(defs, RowExclusiveLock);
 
 	shard_rel = table_open(oids->shards, RowExclusiveLock);
 	for (int32 s = 0; s < shards; s++)
-		insert_tuple(shard_rel, shard_tuple(shard_rel, id, s, 0));
+		store_insert_tuple(shard_rel, shard_tuple(shard_rel, id, s, 0));
 	table_close(shard_rel, RowExclusiveLock);
 
 	CommandCounterIncrement();
@@ -881,7 +908,7 @@ store_reset_shards(const CounterDef *def, int64 value)
 }
 
 void
-store_drop(CounterId id)
+store_drop(CounterId id, bool missing_ok)
 {
 	const StoreOids *oids = store_get_oids();
 	CounterDef	def;
@@ -914,9 +941,14 @@ store_drop(CounterId id)
 		result = heap_delete(defs, &tid, GetCurrentCommandId(true),
 							 InvalidSnapshot, true, &tmfd, false);
 	if (result != TM_Ok)
+	{
+		table_close(defs, RowExclusiveLock);
+		if (missing_ok)
+			return;
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("counter with id %d does not exist", id)));
+	}
 	def_cache_invalidate_everywhere(defs);
 	table_close(defs, RowExclusiveLock);
 

@@ -36,6 +36,7 @@ _PG_init(void)
 
 	es_preloaded = true;
 	pending_register_callbacks();
+	tracking_register_hooks();
 }
 
 /*

@@ -1,0 +1,415 @@
+/*-------------------------------------------------------------------------
+ *
+ * tracking_ddl.c
+ *	  Hooks that let tracking.c see, before it is too late, the commands
+ *	  that change which rows a tracked table has without inserting or
+ *	  deleting them one by one.
+ *
+ *	 TRUNCATE			(ProcessUtility, before it runs) locks the truncated
+ *						tables as TRUNCATE itself would, and records each
+ *						tracked leaf while its old rows can still be counted.
+ *	 ATTACH / DETACH PARTITION, INHERIT / NO INHERIT
+ *						(ProcessUtility, after it ran) records every leaf of
+ *						the moved tree with the counters it counted toward
+ *						before the command.
+ *	 DROP				(object access hook, before each relation goes)
+ *						drops the tracking of a tracked table, and records a
+ *						dropped leaf of a tracked tree unless the tracked
+ *						table itself is dropped by the same statement.
+ *	 track_counts = off	(ExecutorStart, COPY FROM, TRUNCATE) refuses a write
+ *						to a tracked table that heapam would not count.
+ *
+ * State: drop_dying is the list of counters whose tracked table the current
+ * DROP statement names; it is set and restored around that statement only.
+ * The previous hook values are written once, in _PG_init.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "catalog/heap.h"
+#include "catalog/namespace.h"
+#include "catalog/objectaccess.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "parser/parsetree.h"
+#include "pgstat.h"
+#include "storage/lmgr.h"
+#include "tcop/utility.h"
+#include "utils/acl.h"
+#include "utils/lsyscache.h"
+
+#include "event_stats.h"
+
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+static object_access_hook_type prev_object_access = NULL;
+static ExecutorStart_hook_type prev_ExecutorStart = NULL;
+
+/* counters whose tracked table the running DROP statement drops */
+static List *drop_dying = NIL;
+
+/* Leaves (tables with storage) of relid's tree; just relid without inh. */
+static List *
+tree_leaves(Oid relid, bool inh, LOCKMODE lockmode)
+{
+	List	   *tree = inh ? find_all_inheritors(relid, lockmode, NULL) :
+	list_make1_oid(relid);
+	List	   *leaves = NIL;
+	ListCell   *lc;
+
+	foreach(lc, tree)
+		if (get_rel_relkind(lfirst_oid(lc)) == RELKIND_RELATION)
+			leaves = lappend_oid(leaves, lfirst_oid(lc));
+	return leaves;
+}
+
+static bool
+any_tracked_leaf(List *relids)
+{
+	ListCell   *lc;
+
+	foreach(lc, relids)
+		if (tracking_is_leaf(lfirst_oid(lc)))
+			return true;
+	return false;
+}
+
+static Oid
+relation_if_exists(RangeVar *rv)
+{
+	return rv ? RangeVarGetRelid(rv, NoLock, true) : InvalidOid;
+}
+
+/* ----------
+ * TRUNCATE
+ * ----------
+ */
+
+/*
+ * Locks and records one truncated table's tracked leaves.  Tables the user
+ * may not truncate are left for TRUNCATE itself to refuse, unlocked.
+ */
+static void
+truncate_record(Oid relid, bool inh, List **seen)
+{
+	List	   *leaves = tree_leaves(relid, inh, NoLock);
+	ListCell   *lc;
+
+	*seen = list_append_unique_oid(*seen, relid);
+	if (!any_tracked_leaf(leaves))
+		return;
+	if (!pgstat_track_counts)
+		tracking_report_counts_off(relid);
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_TRUNCATE) != ACLCHECK_OK)
+		return;
+
+	LockRelationOid(relid, AccessExclusiveLock);
+	leaves = tree_leaves(relid, inh, AccessExclusiveLock);
+	foreach(lc, leaves)
+	{
+		*seen = list_append_unique_oid(*seen, lfirst_oid(lc));
+		if (tracking_is_leaf(lfirst_oid(lc)))
+			tracking_record_leaf_now(lfirst_oid(lc));
+	}
+}
+
+static void
+truncate_prepare(TruncateStmt *stmt)
+{
+	List	   *seen = NIL;
+	ListCell   *lc;
+
+	foreach(lc, stmt->relations)
+	{
+		RangeVar   *rv = lfirst(lc);
+		Oid			relid = relation_if_exists(rv);
+
+		if (OidIsValid(relid))
+			truncate_record(relid, rv->inh, &seen);
+	}
+
+	/* CASCADE also empties every table referencing a truncated one */
+	if (stmt->behavior == DROP_CASCADE)
+	{
+		List	   *more;
+
+		while ((more = heap_truncate_find_FKs(seen)) != NIL)
+		{
+			foreach(lc, more)
+				truncate_record(lfirst_oid(lc), true, &seen);
+		}
+	}
+}
+
+/* ----------
+ * ATTACH / DETACH PARTITION, INHERIT / NO INHERIT
+ * ----------
+ */
+
+typedef struct TreeMove
+{
+	Oid			parent;
+	RangeVar   *child;
+	bool		joins;			/* child joins parent's tree (else leaves it) */
+} TreeMove;
+
+static bool
+tree_move_of(AlterTableStmt *stmt, AlterTableCmd *cmd, TreeMove *move)
+{
+	switch (cmd->subtype)
+	{
+		case AT_AttachPartition:
+		case AT_DetachPartition:
+		case AT_DetachPartitionFinalize:
+			move->parent = relation_if_exists(stmt->relation);
+			move->child = ((PartitionCmd *) cmd->def)->name;
+			move->joins = (cmd->subtype == AT_AttachPartition);
+			if (cmd->subtype == AT_DetachPartition &&
+				((PartitionCmd *) cmd->def)->concurrent &&
+				tracking_counters_at_or_above(move->parent) != NIL)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot detach partitions of a tracked table concurrently"),
+						 errhint("Use DETACH PARTITION without CONCURRENTLY.")));
+			return true;
+		case AT_AddInherit:
+		case AT_DropInherit:
+			move->parent = relation_if_exists((RangeVar *) cmd->def);
+			move->child = stmt->relation;
+			move->joins = (cmd->subtype == AT_AddInherit);
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
+ * After the command: each leaf of the moved tree counted toward the
+ * counters it counts toward now, minus (joined) or plus (left) those at or
+ * above the parent.
+ */
+static void
+tree_move_record(const TreeMove *move)
+{
+	List	   *above = tracking_counters_at_or_above(move->parent);
+	Oid			child = relation_if_exists(move->child);
+	ListCell   *lc;
+
+	if (above == NIL || !OidIsValid(child))
+		return;
+	if (move->joins)
+		tracking_check_tree(move->parent, find_all_inheritors(child, NoLock, NULL));
+
+	foreach(lc, tree_leaves(child, true, NoLock))
+	{
+		Oid			leaf = lfirst_oid(lc);
+		List	   *before = tracking_counters_of_leaf(leaf);
+
+		if (move->joins)
+			before = list_difference_int(before, above);
+		else
+			before = list_concat_unique_int(before, above);
+		tracking_record_leaf(leaf, before, 0);
+	}
+}
+
+static List *
+alter_prepare(AlterTableStmt *stmt)
+{
+	List	   *moves = NIL;
+	ListCell   *lc;
+
+	foreach(lc, stmt->cmds)
+	{
+		TreeMove	move;
+
+		if (tree_move_of(stmt, lfirst(lc), &move) && OidIsValid(move.parent))
+		{
+			TreeMove   *copy = palloc(sizeof(TreeMove));
+
+			*copy = move;
+			moves = lappend(moves, copy);
+		}
+	}
+	return moves;
+}
+
+/* ----------
+ * DROP
+ * ----------
+ */
+
+static List *
+drop_dying_counters(DropStmt *stmt)
+{
+	List	   *dying = NIL;
+	ListCell   *lc;
+
+	if (stmt->removeType != OBJECT_TABLE)
+		return NIL;
+	foreach(lc, stmt->objects)
+	{
+		Oid			relid = relation_if_exists(makeRangeVarFromNameList(lfirst(lc)));
+		CounterId	id = OidIsValid(relid) ? tracking_counter_of(relid) : 0;
+
+		if (id != 0)
+			dying = lappend_int(dying, id);
+	}
+	return dying;
+}
+
+static void
+drop_relation(Oid relid)
+{
+	CounterId	tracked_by = tracking_counter_of(relid);
+	List	   *counters;
+
+	if (tracking_is_leaf(relid))
+	{
+		counters = tracking_counters_of_leaf(relid);
+		if (list_difference_int(counters, drop_dying) != NIL)
+			tracking_record_leaf_now(relid);
+	}
+	if (tracked_by != 0)
+		tracking_forget_dropped(relid, tracked_by);
+}
+
+static void
+es_object_access(ObjectAccessType access, Oid classId, Oid objectId,
+				 int subId, void *arg)
+{
+	if (prev_object_access)
+		prev_object_access(access, classId, objectId, subId, arg);
+
+	if (access == OAT_DROP && classId == RelationRelationId && subId == 0 &&
+		tracking_is_member(objectId))
+		drop_relation(objectId);
+}
+
+/* ----------
+ * ProcessUtility
+ * ----------
+ */
+
+static void
+copy_check_counts(CopyStmt *stmt)
+{
+	Oid			relid;
+
+	if (pgstat_track_counts || !stmt->is_from)
+		return;
+	relid = relation_if_exists(stmt->relation);
+	if (OidIsValid(relid) && tracking_is_member(relid))
+		tracking_report_counts_off(relid);
+}
+
+/* Runs the command with drop_dying extended for its duration only. */
+static void
+run_utility(List *dying, PlannedStmt *pstmt, const char *queryString,
+			bool readOnlyTree, ProcessUtilityContext context,
+			ParamListInfo params, QueryEnvironment *queryEnv,
+			DestReceiver *dest, QueryCompletion *qc)
+{
+	List	   *saved_dying = drop_dying;
+
+	drop_dying = list_concat_copy(drop_dying, dying);
+	PG_TRY();
+	{
+		if (prev_ProcessUtility)
+			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+									params, queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		drop_dying = saved_dying;
+	}
+	PG_END_TRY();
+}
+
+static void
+es_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
+				  bool readOnlyTree, ProcessUtilityContext context,
+				  ParamListInfo params, QueryEnvironment *queryEnv,
+				  DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+	List	   *moves = NIL;
+	List	   *dying = NIL;
+	ListCell   *lc;
+
+	switch (nodeTag(parsetree))
+	{
+		case T_TruncateStmt:
+			truncate_prepare((TruncateStmt *) parsetree);
+			break;
+		case T_AlterTableStmt:
+			moves = alter_prepare((AlterTableStmt *) parsetree);
+			break;
+		case T_DropStmt:
+			dying = drop_dying_counters((DropStmt *) parsetree);
+			break;
+		case T_CopyStmt:
+			copy_check_counts((CopyStmt *) parsetree);
+			break;
+		default:
+			break;
+	}
+
+	run_utility(dying, pstmt, queryString, readOnlyTree, context, params,
+				queryEnv, dest, qc);
+
+	foreach(lc, moves)
+		tree_move_record(lfirst(lc));
+}
+
+/* ----------
+ * ExecutorStart: writes that heapam would not count
+ * ----------
+ */
+
+static void
+executor_check_counts(QueryDesc *queryDesc)
+{
+	PlannedStmt *stmt = queryDesc->plannedstmt;
+	ListCell   *lc;
+
+	if (stmt->commandType == CMD_SELECT && !stmt->hasModifyingCTE)
+		return;
+	foreach(lc, stmt->resultRelations)
+	{
+		RangeTblEntry *rte = rt_fetch(lfirst_int(lc), stmt->rtable);
+
+		if (tracking_is_member(rte->relid))
+			tracking_report_counts_off(rte->relid);
+	}
+}
+
+static void
+es_ExecutorStart(QueryDesc *queryDesc, int eflags)
+{
+	if (!pgstat_track_counts)
+		executor_check_counts(queryDesc);
+
+	if (prev_ExecutorStart)
+		prev_ExecutorStart(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+}
+
+void
+tracking_register_hooks(void)
+{
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = es_ProcessUtility;
+	prev_object_access = object_access_hook;
+	object_access_hook = es_object_access;
+	prev_ExecutorStart = ExecutorStart_hook;
+	ExecutorStart_hook = es_ExecutorStart;
+}
