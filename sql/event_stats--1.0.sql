@@ -41,11 +41,16 @@ CREATE TABLE event_stats.counter_shards (
 COMMENT ON TABLE event_stats.counter_shards IS
     'Shard values of sharded counters; a counter is the sum of its rows. Do not write to it directly.';
 
--- One row per tracked table: its rows are counted by counter_id.  regclass,
--- so that pg_dump writes the table's name and pg_restore finds the new OID.
+-- One row per tracked table: its rows are counted by counter_id.  relid is
+-- a regclass so that pg_dump writes the table's name and pg_restore finds
+-- the new OID.  A dump carries these rows but not the tracking counters'
+-- definitions and shards (see the filters below): restoring a row starts
+-- tracking again under counter_name, counting the restored table, so the
+-- value is right whatever order pg_restore loads tables in.
 CREATE TABLE event_stats.tracked_tables (
-    relid       regclass PRIMARY KEY,
-    counter_id  integer NOT NULL UNIQUE
+    relid         regclass PRIMARY KEY,
+    counter_id    integer NOT NULL UNIQUE,
+    counter_name  text COLLATE "C" NOT NULL
 );
 COMMENT ON TABLE event_stats.tracked_tables IS
     'Tables whose row count a counter keeps; see event_stats.track(). Do not write to it directly.';
@@ -53,8 +58,10 @@ COMMENT ON TABLE event_stats.tracked_tables IS
 REVOKE ALL ON event_stats.counter_definitions, event_stats.counter_shards,
     event_stats.counter_definitions_id_seq, event_stats.tracked_tables FROM PUBLIC;
 
-SELECT pg_catalog.pg_extension_config_dump('event_stats.counter_definitions', '');
-SELECT pg_catalog.pg_extension_config_dump('event_stats.counter_shards', '');
+SELECT pg_catalog.pg_extension_config_dump('event_stats.counter_definitions',
+    'WHERE id NOT IN (SELECT counter_id FROM event_stats.tracked_tables)');
+SELECT pg_catalog.pg_extension_config_dump('event_stats.counter_shards',
+    'WHERE counter_id NOT IN (SELECT counter_id FROM event_stats.tracked_tables)');
 SELECT pg_catalog.pg_extension_config_dump('event_stats.counter_definitions_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('event_stats.tracked_tables', '');
 

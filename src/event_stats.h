@@ -87,6 +87,7 @@ extern void tracking_xact_end(void);
 extern void tracking_subxact_end(int level, bool commit);
 extern CounterId tracking_track(Oid relid, const char *name);
 extern void tracking_untrack(Oid relid);
+extern void tracking_restore(void);
 extern void tracking_forget_dropped(Oid relid, CounterId id);
 extern void tracking_refuse_manual_change(CounterId id, const char *function);
 extern void tracking_check_read(CounterId id);

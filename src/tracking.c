@@ -72,14 +72,14 @@
 
 #include "event_stats.h"
 
-/* A row of tracked_tables, read in place (both columns fixed, NOT NULL). */
+/* The leading columns of a tracked_tables row, read in place. */
 typedef struct TrackedRow
 {
 	Oid			relid;
 	int32		counter_id;
 } TrackedRow;
 
-#define Natts_tracked			2
+#define Natts_tracked			3
 
 /* A relation in some tracked tree. */
 typedef struct TrackedMember
@@ -736,7 +736,7 @@ tracking_subxact_end(int level, bool commit)
  */
 
 static void
-tracked_tables_insert(Oid relid, CounterId id)
+tracked_tables_insert(Oid relid, CounterId id, const char *name)
 {
 	Relation	rel = table_open(store_tracked_tables_relid(), RowExclusiveLock);
 	Datum		values[Natts_tracked];
@@ -744,6 +744,7 @@ tracked_tables_insert(Oid relid, CounterId id)
 
 	values[0] = ObjectIdGetDatum(relid);
 	values[1] = Int32GetDatum(id);
+	values[2] = CStringGetTextDatum(name);
 	store_insert_tuple(rel, heap_form_tuple(RelationGetDescr(rel), values, isnull));
 	CacheInvalidateRelcache(rel);
 	table_close(rel, RowExclusiveLock);
@@ -865,7 +866,7 @@ tracking_track(Oid relid, const char *name)
 
 	counter_check_name(counter_name);
 	id = store_create(counter_name, store_max_shards());
-	tracked_tables_insert(relid, id);
+	tracked_tables_insert(relid, id, counter_name);
 	return id;
 }
 
@@ -889,6 +890,48 @@ tracking_untrack(Oid relid)
 				 errmsg("table \"%s\" is not tracked", get_rel_name(relid))));
 	tracked_tables_delete(relid);
 	store_drop(id, false);
+}
+
+/*
+ * After rows were loaded into tracked_tables (pg_restore; nothing else may
+ * write it): a row whose counter does not exist names a table to track
+ * again, under the same counter name, counting its rows as they are now.
+ * Rows of the table restored later are counted by their own commits.
+ */
+void
+tracking_restore(void)
+{
+	Relation	rel = table_open(store_tracked_tables_relid(), AccessShareLock);
+	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	TableScanDesc scan = table_beginscan(rel, snapshot, 0, NULL);
+	HeapTuple	tuple;
+	List	   *relids = NIL;
+	List	   *names = NIL;
+	ListCell   *lc1,
+			   *lc2;
+
+	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		TrackedRow *row = (TrackedRow *) GETSTRUCT(tuple);
+		CounterDef	def;
+		bool		isnull;
+
+		if (store_lookup_by_id(row->counter_id, NULL, &def))
+			continue;
+		relids = lappend_oid(relids, row->relid);
+		names = lappend(names, TextDatumGetCString(heap_getattr(tuple, 3,
+																RelationGetDescr(rel),
+																&isnull)));
+	}
+	table_endscan(scan);
+	UnregisterSnapshot(snapshot);
+	table_close(rel, AccessShareLock);
+
+	forboth(lc1, relids, lc2, names)
+	{
+		tracked_tables_delete(lfirst_oid(lc1));
+		tracking_track(lfirst_oid(lc1), lfirst(lc2));
+	}
 }
 
 /*

@@ -18,6 +18,9 @@
  *						table itself is dropped by the same statement.
  *	 track_counts = off	(ExecutorStart, COPY FROM, TRUNCATE) refuses a write
  *						to a tracked table that heapam would not count.
+ *	 COPY into tracked_tables
+ *						(pg_restore, after it ran) starts tracking the
+ *						restored tables again; see tracking_restore().
  *
  * State: drop_dying is the list of counters whose tracked table the current
  * DROP statement names; it is set and restored around that statement only.
@@ -307,6 +310,18 @@ copy_check_counts(CopyStmt *stmt)
 		tracking_report_counts_off(relid);
 }
 
+/* pg_restore loading tracked_tables */
+static bool
+copy_restores_tracking(CopyStmt *stmt)
+{
+	Oid			relid;
+
+	if (!stmt->is_from || stmt->relation == NULL)
+		return false;
+	relid = relation_if_exists(stmt->relation);
+	return OidIsValid(relid) && relid == store_tracked_tables_relid();
+}
+
 /* Runs the command with drop_dying extended for its duration only. */
 static void
 run_utility(List *dying, PlannedStmt *pstmt, const char *queryString,
@@ -342,6 +357,7 @@ es_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	Node	   *parsetree = pstmt->utilityStmt;
 	List	   *moves = NIL;
 	List	   *dying = NIL;
+	bool		restores = false;
 	ListCell   *lc;
 
 	switch (nodeTag(parsetree))
@@ -357,6 +373,7 @@ es_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 			break;
 		case T_CopyStmt:
 			copy_check_counts((CopyStmt *) parsetree);
+			restores = copy_restores_tracking((CopyStmt *) parsetree);
 			break;
 		default:
 			break;
@@ -367,6 +384,8 @@ es_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 
 	foreach(lc, moves)
 		tree_move_record(lfirst(lc));
+	if (restores)
+		tracking_restore();
 }
 
 /* ----------
