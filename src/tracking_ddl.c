@@ -18,6 +18,8 @@
  *						table itself is dropped by the same statement.
  *	 track_counts = off	(ExecutorStart, COPY FROM, TRUNCATE) refuses a write
  *						to a tracked table that heapam would not count.
+ *	 CREATE FOREIGN TABLE ... PARTITION OF / INHERITS a tracked tree
+ *						(after it ran) is refused: its rows cannot be counted.
  *	 COPY into tracked_tables
  *						(pg_restore, after it ran) starts tracking the
  *						restored tables again; see tracking_restore().
@@ -310,6 +312,28 @@ copy_check_counts(CopyStmt *stmt)
 		tracking_report_counts_off(relid);
 }
 
+/*
+ * A foreign table created as a partition or child of a tracked table: its
+ * rows would be in count(*) but never counted.
+ */
+static void
+foreign_table_refuse(CreateForeignTableStmt *stmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->base.inhRelations)
+	{
+		Oid			parent = relation_if_exists(lfirst(lc));
+
+		if (OidIsValid(parent) && tracking_counters_at_or_above(parent) != NIL)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot add foreign table \"%s\" to tracked table \"%s\"",
+							stmt->base.relation->relname, get_rel_name(parent)),
+					 errdetail("event_stats cannot count the rows of a foreign table.")));
+	}
+}
+
 /* pg_restore loading tracked_tables */
 static bool
 copy_restores_tracking(CopyStmt *stmt)
@@ -382,6 +406,8 @@ es_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	run_utility(dying, pstmt, queryString, readOnlyTree, context, params,
 				queryEnv, dest, qc);
 
+	if (IsA(parsetree, CreateForeignTableStmt))
+		foreign_table_refuse((CreateForeignTableStmt *) parsetree);
 	foreach(lc, moves)
 		tree_move_record(lfirst(lc));
 	if (restores)
