@@ -161,7 +161,8 @@ es_value(PG_FUNCTION_ARGS)
 				 errmsg("counter with id %d does not exist", id)));
 
 	tracking_check_read(id);
-	pending_lookup(id, &is_absolute, &pending);
+	if (!pending_lookup(id, &is_absolute, &pending))
+		pending = tracking_own_delta(id);
 	if (is_absolute)
 	{
 		UnregisterSnapshot(snapshot);

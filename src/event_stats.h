@@ -83,6 +83,7 @@ extern void tracking_record_leaf_now(Oid relid);
 extern void tracking_check_tree(Oid relid, List *tree);
 extern void tracking_report_counts_off(Oid relid) pg_attribute_noreturn();
 extern void tracking_collect(void);
+extern int64 tracking_own_delta(CounterId id);
 extern void tracking_xact_end(void);
 extern void tracking_subxact_end(int level, bool commit);
 extern CounterId tracking_track(Oid relid, const char *name);

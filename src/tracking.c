@@ -67,6 +67,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
@@ -393,23 +394,28 @@ tracking_counters_of_leaf(Oid relid)
  */
 
 /*
- * This transaction's net rows in relid so far (inserted - deleted, all
- * subtransaction levels).  Returns false when it truncated the relation:
- * the counts then say nothing about the rows committed before.
+ * This transaction's own rows in leaf relid, over every subtransaction
+ * level still open: inserted - deleted, and whether it truncated the leaf
+ * (then the sum is the rows it holds now, since levels inside the one that
+ * truncated came later).  Returns false if it never wrote the leaf.
  */
 static bool
-leaf_own_net(Oid relid, int64 *net)
+leaf_own_counts(Oid relid, int64 *net, bool *truncated)
 {
 	PgStat_TableStatus *tab = find_tabstat_entry(relid);
 
 	*net = 0;
-	if (tab == NULL)
-		return true;
+	*truncated = false;
+	if (tab == NULL || tab->trans == NULL)
+		return false;
 	for (PgStat_TableXactStatus *t = tab->trans; t != NULL; t = t->upper)
 	{
-		if (t->truncdropped)
-			return false;
 		*net += t->tuples_inserted - t->tuples_deleted;
+		if (t->truncdropped)
+		{
+			*truncated = true;
+			break;
+		}
 	}
 	return true;
 }
@@ -517,8 +523,10 @@ tracking_record_leaf(Oid relid, List *before, CounterId sole)
 	if (!known)
 	{
 		int64		own;
+		bool		truncated;
 
-		if (leaf_own_net(relid, &own))
+		(void) leaf_own_counts(relid, &own, &truncated);
+		if (!truncated)
 			committed = leaf_count_rows(relid) - own;
 		else if (before != NIL)
 			report_uncountable_truncate(relid);
@@ -568,43 +576,46 @@ record_counted_before(const LeafRecord *rec, CounterId id)
 }
 
 /* ----------
- * Commit
+ * This transaction's deltas
  * ----------
  */
 
-static void
-tracking_add(CounterId id, int64 delta)
+/*
+ * Where computed deltas go: at commit, into pending increments of every
+ * counter; for value() inside the transaction, into one counter's sum.
+ */
+typedef struct DeltaSink
 {
-	if (delta != 0)
-		pending_add_tracked(id, delta);
-}
-
-static PgStat_TableXactStatus *
-leaf_top_counts(Oid relid)
-{
-	PgStat_TableStatus *tab = find_tabstat_entry(relid);
-
-	if (tab == NULL || tab->trans == NULL)
-		return NULL;
-	Assert(tab->trans->upper == NULL);
-	return tab->trans;
-}
+	CounterId	only;			/* 0: all counters, as pending increments */
+	int64		sum;			/* the deltas of counter `only` */
+} DeltaSink;
 
 static void
-collect_leaf(TrackedMember *m)
+sink_add(DeltaSink *sink, CounterId id, int64 delta)
 {
-	PgStat_TableXactStatus *t = leaf_top_counts(m->relid);
-	int64		net;
-
-	if (t == NULL)
+	if (delta == 0)
 		return;
-	net = t->tuples_inserted - t->tuples_deleted;
+	if (sink->only == 0)
+		pending_add_tracked(id, delta);
+	else if (id == sink->only &&
+			 pg_add_s64_overflow(sink->sum, delta, &sink->sum))
+		report_counter_overflow(get_rel_name(tracking_table_of(id)));
+}
+
+static void
+collect_leaf(TrackedMember *m, DeltaSink *sink)
+{
+	int64		net;
+	bool		truncated;
+
+	if (!leaf_own_counts(m->relid, &net, &truncated))
+		return;
 	for (int i = 0; i < m->ncounters; i++)
 	{
 		CounterId	id = m->counters[i];
 		int64		delta = net;
 
-		if (t->truncdropped)
+		if (truncated)
 		{
 			/* truncated where no record was made: only a sole leaf works */
 			TrackedCounter *tc = tracking_counter_find(id);
@@ -617,25 +628,25 @@ collect_leaf(TrackedMember *m)
 			if (pg_sub_s64_overflow(net, committed, &delta))
 				delta = 0;		/* unreachable: both are row counts */
 		}
-		tracking_add(id, delta);
+		sink_add(sink, id, delta);
 	}
 }
 
 static void
-collect_record(LeafRecord *rec)
+collect_record(LeafRecord *rec, DeltaSink *sink)
 {
 	TrackedMember *m = member_find(rec->relid);
-	PgStat_TableXactStatus *t = leaf_top_counts(rec->relid);
+	int64		net;
+	bool		truncated;
 	int64		final = rec->committed;
 
-	if (t != NULL)
-		final = (t->truncdropped ? 0 : rec->committed) +
-			t->tuples_inserted - t->tuples_deleted;
+	if (leaf_own_counts(rec->relid, &net, &truncated))
+		final = (truncated ? 0 : rec->committed) + net;
 
 	if (m != NULL && m->is_leaf)
 		for (int i = 0; i < m->ncounters; i++)
-			tracking_add(m->counters[i], final -
-						 (record_counted_before(rec, m->counters[i]) ? rec->committed : 0));
+			sink_add(sink, m->counters[i], final -
+					 (record_counted_before(rec, m->counters[i]) ? rec->committed : 0));
 
 	for (int i = 0; i < rec->nbefore; i++)
 	{
@@ -645,8 +656,38 @@ collect_record(LeafRecord *rec)
 			for (int j = 0; j < m->ncounters; j++)
 				still |= (m->counters[j] == rec->before[i]);
 		if (!still)
-			tracking_add(rec->before[i], -rec->committed);
+			sink_add(sink, rec->before[i], -rec->committed);
 	}
+}
+
+static void
+collect_all(DeltaSink *sink)
+{
+	ListCell   *lc;
+
+	for (int i = 0; i < cache.nleaves; i++)
+	{
+		if (record_find(cache.leaves[i]) == NULL)
+			collect_leaf(member_find(cache.leaves[i]), sink);
+	}
+	foreach(lc, leaf_records)
+		collect_record(lfirst(lc), sink);
+}
+
+/*
+ * What this transaction would add to tracking counter id if it committed
+ * now, so that value() inside it equals its own count(*).
+ */
+int64
+tracking_own_delta(CounterId id)
+{
+	DeltaSink	sink = {id, 0};
+
+	if (!TransactionIdIsValid(GetTopTransactionIdIfAny()) ||
+		!tracking_cache_ensure() || tracking_counter_find(id) == NULL)
+		return 0;
+	collect_all(&sink);
+	return sink.sum;
 }
 
 /*
@@ -685,7 +726,7 @@ tracking_report_counts_off(Oid relid)
 void
 tracking_collect(void)
 {
-	ListCell   *lc;
+	DeltaSink	sink = {0, 0};
 
 	/* a transaction without an xid wrote no rows and made no records */
 	if (!TransactionIdIsValid(GetTopTransactionIdIfAny()))
@@ -696,14 +737,7 @@ tracking_collect(void)
 		return;
 	if (!pgstat_track_counts)
 		refuse_uncounted_writes();
-
-	for (int i = 0; i < cache.nleaves; i++)
-	{
-		if (record_find(cache.leaves[i]) == NULL)
-			collect_leaf(member_find(cache.leaves[i]));
-	}
-	foreach(lc, leaf_records)
-		collect_record(lfirst(lc));
+	collect_all(&sink);
 }
 
 void
@@ -795,12 +829,23 @@ check_trackable(Relation rel)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("cannot track temporary table \"%s\"",
 						RelationGetRelationName(rel))));
+	if (rel->rd_rel->relpersistence == RELPERSISTENCE_UNLOGGED)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot track unlogged table \"%s\"",
+						RelationGetRelationName(rel)),
+				 errdetail("Crash recovery empties unlogged tables, and their counter would keep its value.")));
 	if (!pg_class_ownercheck(RelationGetRelid(rel), GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER,
 					   get_relkind_objtype(relkind), RelationGetRelationName(rel));
 }
 
-/* Every relation under a tracked tree must be a table whose rows we see. */
+/*
+ * Every relation under a tracked tree must be a permanent table whose rows
+ * we see: a foreign table's rows never pass through our heap, an unlogged
+ * one's vanish in crash recovery, a temporary one's are invisible to other
+ * sessions' count(*).
+ */
 void
 tracking_check_tree(Oid relid, List *tree)
 {
@@ -808,14 +853,21 @@ tracking_check_tree(Oid relid, List *tree)
 
 	foreach(lc, tree)
 	{
-		char		relkind = get_rel_relkind(lfirst_oid(lc));
+		Oid			member = lfirst_oid(lc);
+		char		relkind = get_rel_relkind(member);
 
 		if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("cannot count the rows of \"%s\" in tracked table \"%s\"",
-							get_rel_name(lfirst_oid(lc)), get_rel_name(relid)),
+							get_rel_name(member), get_rel_name(relid)),
 					 errdetail_relkind_not_supported(relkind)));
+		if (get_rel_persistence(member) != RELPERSISTENCE_PERMANENT)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot count the rows of \"%s\" in tracked table \"%s\"",
+							get_rel_name(member), get_rel_name(relid)),
+					 errdetail("Only permanent tables can be counted: not temporary or unlogged ones.")));
 	}
 }
 
@@ -972,7 +1024,17 @@ tracking_check_read(CounterId id)
 {
 	Oid			relid = tracking_table_of(id);
 
-	if (OidIsValid(relid) &&
-		pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+	if (!OidIsValid(relid))
+		return;
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK &&
+		pg_attribute_aclcheck_all(relid, GetUserId(), ACL_SELECT,
+								  ACLMASK_ANY) != ACLCHECK_OK)
 		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, get_rel_name(relid));
+	/* the count covers every row; row-level security would hide some */
+	if (check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot read the row count of table \"%s\" under row-level security",
+						get_rel_name(relid)),
+				 errdetail("The counter counts every row, including rows the policies hide from you.")));
 }

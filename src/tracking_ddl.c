@@ -18,8 +18,9 @@
  *						table itself is dropped by the same statement.
  *	 track_counts = off	(ExecutorStart, COPY FROM, TRUNCATE) refuses a write
  *						to a tracked table that heapam would not count.
- *	 CREATE FOREIGN TABLE ... PARTITION OF / INHERITS a tracked tree
- *						(after it ran) is refused: its rows cannot be counted.
+ *	 CREATE [FOREIGN | TEMP | UNLOGGED] TABLE ... PARTITION OF / INHERITS
+ *						a tracked tree, ALTER TABLE ... SET UNLOGGED
+ *						are refused: those rows cannot be counted.
  *	 COPY into tracked_tables
  *						(pg_restore, after it ran) starts tracking the
  *						restored tables again; see tracking_restore().
@@ -313,25 +314,44 @@ copy_check_counts(CopyStmt *stmt)
 }
 
 /*
- * A foreign table created as a partition or child of a tracked table: its
- * rows would be in count(*) but never counted.
+ * A table created as a partition or child of a tracked tree must be one
+ * whose rows can be counted (see tracking_check_tree).
  */
 static void
-foreign_table_refuse(CreateForeignTableStmt *stmt)
+created_child_check(CreateStmt *stmt)
 {
 	ListCell   *lc;
+	Oid			child;
 
-	foreach(lc, stmt->base.inhRelations)
+	if (stmt->inhRelations == NIL)
+		return;
+	child = relation_if_exists(stmt->relation);
+	foreach(lc, stmt->inhRelations)
 	{
 		Oid			parent = relation_if_exists(lfirst(lc));
 
-		if (OidIsValid(parent) && tracking_counters_at_or_above(parent) != NIL)
+		if (OidIsValid(parent) && OidIsValid(child) &&
+			tracking_counters_at_or_above(parent) != NIL)
+			tracking_check_tree(parent, list_make1_oid(child));
+	}
+}
+
+/* SET UNLOGGED on a table of a tracked tree */
+static void
+alter_refuse_unlogged(AlterTableStmt *stmt)
+{
+	ListCell   *lc;
+	Oid			relid = relation_if_exists(stmt->relation);
+
+	if (!OidIsValid(relid) || !tracking_is_member(relid))
+		return;
+	foreach(lc, stmt->cmds)
+		if (((AlterTableCmd *) lfirst(lc))->subtype == AT_SetUnLogged)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("cannot add foreign table \"%s\" to tracked table \"%s\"",
-							stmt->base.relation->relname, get_rel_name(parent)),
-					 errdetail("event_stats cannot count the rows of a foreign table.")));
-	}
+					 errmsg("cannot make table \"%s\" of a tracked table unlogged",
+							get_rel_name(relid)),
+					 errdetail("Crash recovery empties unlogged tables, and their counter would keep its value.")));
 }
 
 /* pg_restore loading tracked_tables */
@@ -390,6 +410,7 @@ es_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 			truncate_prepare((TruncateStmt *) parsetree);
 			break;
 		case T_AlterTableStmt:
+			alter_refuse_unlogged((AlterTableStmt *) parsetree);
 			moves = alter_prepare((AlterTableStmt *) parsetree);
 			break;
 		case T_DropStmt:
@@ -406,8 +427,10 @@ es_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	run_utility(dying, pstmt, queryString, readOnlyTree, context, params,
 				queryEnv, dest, qc);
 
-	if (IsA(parsetree, CreateForeignTableStmt))
-		foreign_table_refuse((CreateForeignTableStmt *) parsetree);
+	if (IsA(parsetree, CreateStmt))
+		created_child_check((CreateStmt *) parsetree);
+	else if (IsA(parsetree, CreateForeignTableStmt))
+		created_child_check(&((CreateForeignTableStmt *) parsetree)->base);
 	foreach(lc, moves)
 		tree_move_record(lfirst(lc));
 	if (restores)
