@@ -1063,6 +1063,40 @@ SELECT * FROM chk('untracked');
 SELECT event_stats.untrack('untracked');
 
 --
+-- Rows that count(*) would see differently than the counter: refused
+--
+CREATE TABLE perm (a int);
+INSERT INTO perm VALUES (1), (2), (3);
+SELECT event_stats.track('perm');
+SELECT pg_temp.err($$CREATE TEMP TABLE perm_temp_child () INHERITS (perm)$$);
+SELECT pg_temp.err($$CREATE UNLOGGED TABLE perm_unlogged_child () INHERITS (perm)$$);
+CREATE TEMP TABLE perm_temp (a int);
+SELECT pg_temp.err($$ALTER TABLE perm_temp INHERIT perm$$);
+SELECT pg_temp.err($$ALTER TABLE perm SET UNLOGGED$$);
+CREATE UNLOGGED TABLE unlogged_t (a int);
+SELECT pg_temp.err($$SELECT event_stats.track('unlogged_t')$$);
+SELECT * FROM chk('perm');
+-- row-level security: the count covers rows the policies hide, so it is refused
+CREATE ROLE regress_es_track_rls;
+GRANT SELECT ON perm TO regress_es_track_rls;
+CREATE POLICY perm_odd ON perm FOR SELECT USING (a % 2 = 1);
+ALTER TABLE perm ENABLE ROW LEVEL SECURITY;
+SET ROLE regress_es_track_rls;
+SELECT count(*) FROM perm;
+SELECT pg_temp.err($$SELECT event_stats.value('public.perm')$$);
+RESET ROLE;
+ALTER TABLE perm DISABLE ROW LEVEL SECURITY;
+-- a column privilege is enough for count(*), and for the count
+REVOKE SELECT ON perm FROM regress_es_track_rls;
+GRANT SELECT (a) ON perm TO regress_es_track_rls;
+SET ROLE regress_es_track_rls;
+SELECT event_stats.value('public.perm'), (SELECT count(*) FROM perm);
+RESET ROLE;
+DROP TABLE perm, perm_temp, unlogged_t;
+DROP OWNED BY regress_es_track_rls;
+DROP ROLE regress_es_track_rls;
+
+--
 -- Clean up
 --
 SET client_min_messages = warning;
