@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# test/bench/load.sh -- pgbench helpers shared by test/demo.sh and
-# test/bench_counters.sh.
+# test/bench/load.sh -- pgbench helpers shared by test/demo.sh,
+# test/bench_counters.sh and test/bench_tracking.sh.
 #
 # Sourced after test/lib.sh, not run.  Safe under set -euo pipefail.  The
 # caller sets LOAD_DIR (the throwaway cluster's directory: its socket,
@@ -64,14 +64,15 @@ load_script() {
 
 # load_reset TABLE... -- makes the next run start from the same state:
 # empties the tables (identity restarted), zeroes the trigger-kept row of
-# event_stats_row (both scripts create it), vacuums all of them and the
-# extension's shard table, and checkpoints.
+# each table in LOAD_ROW_TABLES (each has a column "total"; if unset,
+# event_stats_row, which load_setup creates; if empty, none), vacuums all of
+# them and the extension's shard table, and checkpoints.
 load_reset() {
-  local t
+  local t rows=${LOAD_ROW_TABLES-event_stats_row}
   {
     for t in "$@"; do echo "TRUNCATE $t RESTART IDENTITY;"; done
-    echo "UPDATE event_stats_row SET total = 0;"
-    for t in "$@" event_stats_row event_stats.counter_shards; do
+    for t in $rows; do echo "UPDATE $t SET total = 0;"; done
+    for t in "$@" $rows event_stats.counter_shards; do
       echo "VACUUM (ANALYZE) $t;"
     done
     echo "CHECKPOINT;"
@@ -91,6 +92,7 @@ load_reset() {
 #   LOAD_DEADLOCK    of which deadlock failures
 #   LOAD_FAILED_PCT  LOAD_FAILED as % of all attempted transactions
 #   LOAD_ABORTED     clients that pgbench aborted (any other error)
+#   LOAD_LATENCY_MS  average latency in milliseconds (0 if not reported)
 # The whole pgbench output stays in LOG.
 load_run() {
   local log=$1 clients=$2 jobs=$3 duration=$4 script=$5
@@ -106,6 +108,8 @@ load_run() {
   LOAD_SERIAL=$(awk '/^number of serialization failures: / { v = $5 } END { print v + 0 }' "$log")
   LOAD_DEADLOCK=$(awk '/^number of deadlock failures: / { v = $5 } END { print v + 0 }' "$log")
   LOAD_ABORTED=$(grep -c ' aborted in command ' "$log" || true)
+  # shellcheck disable=SC2034  # for the caller
+  LOAD_LATENCY_MS=$(awk '/^latency average = / { v = $4 } END { print v + 0 }' "$log")
   LOAD_FAILED_PCT=$(awk -v f="$LOAD_FAILED" -v o="$LOAD_OK" \
     'BEGIN { printf "%.1f", (f + o) ? 100 * f / (f + o) : 0 }')
 }
@@ -125,6 +129,15 @@ load_describe() {
 # load_show_errors LOG -- the distinct error lines of a pgbench log.
 load_show_errors() {
   grep -E 'error|ERROR|FATAL' "$1" | sort | uniq -c | sort -rn | head -5 >&2 || true
+}
+
+# load_median NUMBER... -- the median of its arguments (0 if none)
+load_median() {
+  printf '%s\n' "$@" | sort -g |
+    awk 'NF { x[++n] = $1 } END {
+           if (n == 0) print 0
+           else if (n % 2) print x[(n + 1) / 2]
+           else print (x[n / 2] + x[n / 2 + 1]) / 2 }'
 }
 
 # load_check_clean LOG LABEL -- true if the last load_run went cleanly (exit
