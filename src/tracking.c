@@ -922,11 +922,17 @@ tracking_track(Oid relid, const char *name)
 	return id;
 }
 
-/* Stops tracking relid and drops its counter. */
+/*
+ * Stops tracking relid and drops its counter.  Like track(), it keeps
+ * writers out until commit (SHARE ROW EXCLUSIVE on the table and its tree):
+ * dropping the counter locks its shard rows, and a writer that still saw
+ * the table tracked would otherwise wait on them at its commit, or
+ * deadlock with this transaction.
+ */
 void
 tracking_untrack(Oid relid)
 {
-	Relation	rel = table_open(relid, ShareUpdateExclusiveLock);
+	Relation	rel = table_open(relid, ShareRowExclusiveLock);
 	CounterId	id;
 
 	if (!pg_class_ownercheck(relid, GetUserId()))
@@ -934,6 +940,7 @@ tracking_untrack(Oid relid)
 					   get_relkind_objtype(rel->rd_rel->relkind),
 					   RelationGetRelationName(rel));
 	table_close(rel, NoLock);
+	(void) find_all_inheritors(relid, ShareRowExclusiveLock, NULL);
 
 	id = tracking_counter_of(relid);
 	if (id == 0)

@@ -6,7 +6,9 @@
 #   use EventStatsTest;
 #
 # Nodes that preload the library, pgbench scripts and runs with their
-# standard checks, amcheck of the extension's tables, the counters view.
+# standard checks, amcheck of the extension's tables, the counters view,
+# tracked tables' counts, psql scripts run in the background, kill -9 of a
+# whole server.
 
 package EventStatsTest;
 
@@ -23,7 +25,11 @@ our @EXPORT = qw(
   event_stats_node event_stats_conf create_events_schema
   increment_calls commit_script rollback_script
   start_pgbench finish_pgbench run_pgbench check_pgbench_clean
-  check_amcheck counters_view);
+  check_amcheck counters_view
+  tracking_tables_sql tracking_prefill_sql tracking_scripts
+  rows_and_value check_tracked_exact
+  start_psql_script finish_psql_script
+  postmaster_children kill_postmaster_and_children);
 
 # --- nodes ----------------------------------------------------------------
 
@@ -255,6 +261,272 @@ sub counters_view
 SELECT string_agg(format('%s|%s|%s|%s', name, counter::integer, value, shards),
                   E'\n' ORDER BY name)
   FROM event_stats.counters});
+}
+
+# --- tracked tables ---------------------------------------------------------
+
+# The tables of the tracking tests, as SQL:
+#   events   a plain table, with a unique column ukey for ON CONFLICT;
+#   tags     a plain table with a foreign key to events ON DELETE CASCADE;
+#   pevents  a partitioned table, RANGE (k) into pevents_lo (k < 50) and
+#            pevents_hi, itself partitioned by HASH (client) into
+#            pevents_hi_0 and pevents_hi_1: three leaves on two levels.
+# Every table has a primary key (a replica identity for logical
+# replication); events and pevents take their ids from events_id_seq.
+sub tracking_tables_sql
+{
+	return q{
+CREATE TABLE events (id bigserial PRIMARY KEY, client int NOT NULL,
+                     k int NOT NULL, ukey int UNIQUE, payload text);
+CREATE INDEX events_client_k ON events (client, k);
+CREATE TABLE tags (id bigserial PRIMARY KEY,
+                   event_id bigint NOT NULL REFERENCES events ON DELETE CASCADE,
+                   client int NOT NULL);
+CREATE INDEX tags_event_id ON tags (event_id);
+CREATE TABLE pevents (id bigint NOT NULL DEFAULT nextval('events_id_seq'),
+                      client int NOT NULL, k int NOT NULL, payload text,
+                      PRIMARY KEY (id, k, client))
+  PARTITION BY RANGE (k);
+CREATE TABLE pevents_lo PARTITION OF pevents FOR VALUES FROM (0) TO (50);
+CREATE TABLE pevents_hi PARTITION OF pevents FOR VALUES FROM (50) TO (100)
+  PARTITION BY HASH (client);
+CREATE TABLE pevents_hi_0 PARTITION OF pevents_hi
+  FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+CREATE TABLE pevents_hi_1 PARTITION OF pevents_hi
+  FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+CREATE INDEX pevents_client_k ON pevents (client, k);
+};
+}
+
+# Rows of client -1 in the tables of tracking_tables_sql: 1000 in events,
+# 1286 in pevents, 333 in tags.
+sub tracking_prefill_sql
+{
+	return q{
+INSERT INTO events(client, k, payload)
+  SELECT -1, g % 100, 'before' FROM generate_series(1, 1000) g;
+INSERT INTO pevents(client, k, payload)
+  SELECT -1, g % 100, 'before' FROM generate_series(1, 1500) g;
+DELETE FROM pevents WHERE id % 7 = 0;
+INSERT INTO tags(event_id, client) SELECT id, -1 FROM events WHERE id % 3 = 0;
+};
+}
+
+# pgbench scripts writing the tables of tracking_tables_sql, for
+# start_pgbench: [text => weight, ...].  REPEATABLE READ unless said:
+#   one       one row into events, with a tags row for it through a
+#             data-modifying CTE, and one into pevents
+#   multi     2..20 rows into events and pevents (INSERT ... SELECT)
+#   delete    a few of the client's own rows of events (cascading to tags)
+#             and of pevents
+#   savepoint a row kept; rows inserted and deleted in a savepoint that is
+#             rolled back (payload 'rolled back'); a row kept
+#   move      UPDATE moving rows between pevents_lo and pevents_hi (a
+#             delete and an insert in two leaves), an in-place UPDATE
+#   merge     MERGE inserting the client's missing 'merge' rows of 4 keys
+#             and deleting those that exist, in events and pevents
+#   upsert    INSERT ... ON CONFLICT (ukey) DO UPDATE of 3 keys out of
+#             1001..1100 (rows of client -2, which nobody deletes),
+#             contended by every client, at READ COMMITTED
+#   conflict  INSERT ... ON CONFLICT (ukey) DO NOTHING of 3 keys out of
+#             1..200, contended by every client, at READ COMMITTED
+# (At REPEATABLE READ, PostgreSQL itself raises serialization failures for
+# ON CONFLICT on rows the snapshot cannot see.)  Clients delete and update
+# only their own rows (client = :client_id), so no REPEATABLE READ
+# transaction can fail for PostgreSQL's own reasons: with these scripts
+# alone, any failed transaction is the extension's fault.
+sub tracking_scripts
+{
+	my $rr = 'BEGIN ISOLATION LEVEL REPEATABLE READ;';
+	return [
+		# one
+		qq{\\set k random(0, 99)
+$rr
+WITH e AS (INSERT INTO events(client, k, payload) VALUES (:client_id, :k, 'one')
+           RETURNING id)
+INSERT INTO tags(event_id, client) SELECT id, :client_id FROM e;
+INSERT INTO pevents(client, k, payload) VALUES (:client_id, :k, 'one');
+COMMIT;
+} => 4,
+		# multi
+		qq{\\set k random(0, 99)
+\\set n random(2, 20)
+$rr
+INSERT INTO events(client, k, payload)
+  SELECT :client_id, (:k + g) % 100, 'multi' FROM generate_series(1, :n) g;
+INSERT INTO pevents(client, k, payload)
+  SELECT :client_id, (:k + g) % 100, 'multi' FROM generate_series(1, :n) g;
+COMMIT;
+} => 2,
+		# delete
+		qq{\\set k random(0, 99)
+$rr
+DELETE FROM events WHERE client = :client_id AND k BETWEEN :k AND :k + 4;
+DELETE FROM pevents WHERE client = :client_id AND k BETWEEN :k AND :k + 4;
+COMMIT;
+} => 3,
+		# savepoint
+		qq{\\set k random(0, 99)
+$rr
+INSERT INTO events(client, k, payload) VALUES (:client_id, :k, 'kept');
+SAVEPOINT s;
+INSERT INTO events(client, k, payload)
+  SELECT :client_id, g, 'rolled back' FROM generate_series(0, 9) g;
+INSERT INTO pevents(client, k, payload)
+  SELECT :client_id, g * 10, 'rolled back' FROM generate_series(0, 9) g;
+DELETE FROM events WHERE client = :client_id AND k < 50;
+DELETE FROM pevents WHERE client = :client_id;
+ROLLBACK TO SAVEPOINT s;
+INSERT INTO pevents(client, k, payload) VALUES (:client_id, :k, 'kept');
+COMMIT;
+} => 1,
+		# move
+		qq{\\set k random(0, 99)
+$rr
+UPDATE events SET payload = 'updated' WHERE client = :client_id AND k = :k;
+UPDATE pevents SET k = 99 - k WHERE client = :client_id AND k BETWEEN :k AND :k + 2;
+COMMIT;
+} => 2,
+		# merge
+		qq{\\set k random(0, 96)
+$rr
+MERGE INTO events t
+USING (SELECT :client_id AS client, g AS k FROM generate_series(:k, :k + 3) g) s
+   ON t.client = s.client AND t.k = s.k AND t.payload = 'merge'
+ WHEN MATCHED THEN DELETE
+ WHEN NOT MATCHED THEN INSERT (client, k, payload) VALUES (s.client, s.k, 'merge');
+MERGE INTO pevents t
+USING (SELECT :client_id AS client, g AS k FROM generate_series(:k, :k + 3) g) s
+   ON t.client = s.client AND t.k = s.k AND t.payload = 'merge'
+ WHEN MATCHED THEN DELETE
+ WHEN NOT MATCHED THEN INSERT (client, k, payload) VALUES (s.client, s.k, 'merge');
+COMMIT;
+} => 1,
+		# upsert
+		qq{\\set u random(1001, 1098)
+BEGIN ISOLATION LEVEL READ COMMITTED;
+INSERT INTO events(client, k, ukey, payload)
+  SELECT -2, 0, g, 'upsert' FROM generate_series(:u, :u + 2) g
+  ON CONFLICT (ukey) DO UPDATE SET k = events.k + 1;
+COMMIT;
+} => 1,
+		# conflict
+		qq{\\set u random(1, 198)
+\\set k random(0, 99)
+BEGIN ISOLATION LEVEL READ COMMITTED;
+INSERT INTO events(client, k, ukey, payload)
+  SELECT :client_id, :k, g, 'conflict' FROM generate_series(:u, :u + 2) g
+  ON CONFLICT (ukey) DO NOTHING;
+COMMIT;
+} => 2
+	];
+}
+
+# count(*) of $table and value() of counter $counter, read by one statement,
+# hence in one snapshot: the list (rows, value).
+sub rows_and_value
+{
+	my ($node, $db, $table, $counter) = @_;
+	my $r = $node->safe_psql($db,
+		    "SELECT (SELECT count(*) FROM $table) || ' ' || "
+		  . "event_stats.value('$counter')");
+	die "rows_and_value: unexpected answer \"$r\"" unless $r =~ /^-?\d+ -?\d+$/;
+	return split / /, $r;
+}
+
+# One test: value() of counter $counter equals count(*) of $table in one
+# snapshot (both numbers in the test name).  Returns the row count.
+sub check_tracked_exact
+{
+	my ($node, $db, $what, $table, $counter) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my ($rows, $value) = rows_and_value($node, $db, $table, $counter);
+	is($value, $rows,
+		"$what: value('$counter') = $value, count(*) of $table = $rows");
+	return $rows;
+}
+
+# --- psql scripts in the background ------------------------------------------
+
+# Starts psql -X -q -v ON_ERROR_STOP=1 -f FILE against database $db of $node
+# in the background, FILE holding $sql (so that COPY ... FROM STDIN reads
+# its data from the script); returns a handle for finish_psql_script.
+my $psql_script_no = 0;
+
+sub start_psql_script
+{
+	my ($node, $db, $sql) = @_;
+	my $file = $node->basedir . '/psql_script_' . ++$psql_script_no . '.sql';
+	append_to_file($file, $sql);
+	my $run = {
+		cmd => [
+			'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1',
+			'-h', $node->host, '-p', $node->port, '-d', $db, '-f', $file
+		],
+		out => '',
+		err => '',
+	};
+	$run->{h} = IPC::Run::start($run->{cmd}, '>', \$run->{out}, '2>', \$run->{err});
+	return $run;
+}
+
+# Waits for a psql of start_psql_script to end (kill => 1: kills it first);
+# returns the handle with status, out and err filled in.
+sub finish_psql_script
+{
+	my ($run, %opt) = @_;
+	$run->{h}->kill_kill if $opt{kill};
+	$run->{h}->finish;
+	$run->{status} = $? >> 8;
+	note "@{$run->{cmd}}\nexit status $run->{status}\n$run->{out}\n$run->{err}";
+	return $run;
+}
+
+# --- kill -9 of a whole server -------------------------------------------------
+
+# The process ids of the children of process $ppid, read from /proc.
+sub postmaster_children
+{
+	my ($ppid) = @_;
+	my @kids;
+	opendir(my $dh, '/proc') or die "cannot open /proc: $!";
+	for my $pid (grep { /^\d+$/ } readdir $dh)
+	{
+		open(my $fh, '<', "/proc/$pid/stat") or next;
+		my $stat = <$fh>;
+		close $fh;
+		next unless defined $stat;
+		# pid (comm) state ppid ...; comm may contain spaces and parentheses
+		next unless $stat =~ /\)\s+\S+\s+(\d+)/;
+		push @kids, $pid if $1 == $ppid;
+	}
+	closedir $dh;
+	return @kids;
+}
+
+# SIGKILL of $node's postmaster and all its children at the same moment
+# (the postmaster stopped first, so that it forks no new child between the
+# listing and the kill), waiting until every one of them is gone and
+# reaped.  Returns the number of children killed.  Needs Linux /proc.
+sub kill_postmaster_and_children
+{
+	my ($node) = @_;
+	my ($pm) = split /\n/, slurp_file($node->data_dir . '/postmaster.pid');
+	die "no postmaster pid" unless $pm =~ /^\d+$/ && kill(0, $pm);
+	kill 'STOP', $pm;
+	my @kids = postmaster_children($pm);
+	kill 'KILL', @kids;
+	$node->kill9;    # SIGKILL $pm, and the node object knows it is down
+	for my $pid ($pm, @kids)
+	{
+		my $tries = 0;
+		while (-e "/proc/$pid")
+		{
+			die "process $pid still exists 60 s after SIGKILL" if ++$tries > 6000;
+			select(undef, undef, undef, 0.01);
+		}
+	}
+	return scalar @kids;
 }
 
 1;
