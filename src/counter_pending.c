@@ -169,20 +169,22 @@ pending_check_writable(const char *function)
 				 errmsg("cannot change a counter during a parallel operation")));
 }
 
+/* Adds delta to the counter's state at the current level (after a set() too). */
+static void
+pending_add(PendingCounter *pc, int64 delta)
+{
+	int64		sum;
+
+	if (pg_add_s64_overflow(pc->top ? pc->top->amount : 0, delta, &sum))
+		report_counter_overflow(pc->def.name);
+	pending_current_state(pc)->amount = sum;
+}
+
 void
 pending_increment(CounterId id, int64 delta)
 {
-	PendingCounter *pc;
-	PendingState *state;
-	int64		sum;
-
 	pending_check_writable("event_stats.increment()");
-	pc = pending_entry(id, false);
-	if (pg_add_s64_overflow(pc->top ? pc->top->amount : 0, delta, &sum))
-		report_counter_overflow(pc->def.name);
-
-	state = pending_current_state(pc);
-	state->amount = sum;
+	pending_add(pending_entry(id, false), delta);
 }
 
 /*
@@ -193,15 +195,9 @@ void
 pending_add_tracked(CounterId id, int64 delta)
 {
 	PendingCounter *pc = pending_entry(id, true);
-	PendingState *state;
-	int64		sum;
 
-	if (pc == NULL)
-		return;
-	if (pg_add_s64_overflow(pc->top ? pc->top->amount : 0, delta, &sum))
-		report_counter_overflow(pc->def.name);
-	state = pending_current_state(pc);
-	state->amount = sum;
+	if (pc != NULL)
+		pending_add(pc, delta);
 }
 
 void

@@ -71,7 +71,6 @@ extern void pending_add_tracked(CounterId id, int64 delta);
 extern void counter_check_name(const char *name);
 
 /* tracking.c */
-extern bool tracking_cache_ensure(void);
 extern bool tracking_is_member(Oid relid);
 extern bool tracking_is_leaf(Oid relid);
 extern Oid	tracking_table_of(CounterId id);

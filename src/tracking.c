@@ -105,7 +105,7 @@ typedef struct TrackingCache
 	MemoryContext cxt;
 	HTAB	   *members;
 	HTAB	   *by_counter;
-	Oid		   *leaves;
+	TrackedMember **leaves;		/* the members with is_leaf, in members */
 	int			nleaves;
 } TrackingCache;
 
@@ -210,12 +210,13 @@ cache_collect_leaves(TrackingCache *c)
 	HASH_SEQ_STATUS seq;
 	TrackedMember *m;
 
-	c->leaves = palloc(hash_get_num_entries(c->members) * sizeof(Oid) + 1);
+	/* dynahash never moves an entry, so pointers to them stay valid */
+	c->leaves = palloc((hash_get_num_entries(c->members) + 1) * sizeof(TrackedMember *));
 	c->nleaves = 0;
 	hash_seq_init(&seq, c->members);
 	while ((m = hash_seq_search(&seq)) != NULL)
 		if (m->is_leaf)
-			c->leaves[c->nleaves++] = m->relid;
+			c->leaves[c->nleaves++] = m;
 }
 
 static void
@@ -263,7 +264,7 @@ cache_build(TrackingCache *c, Oid tracked_tables)
  * Makes the cache current.  Returns false when the extension is not
  * installed in this database (then there is nothing to track).
  */
-bool
+static bool
 tracking_cache_ensure(void)
 {
 	Oid			tracked_tables;
@@ -667,8 +668,8 @@ collect_all(DeltaSink *sink)
 
 	for (int i = 0; i < cache.nleaves; i++)
 	{
-		if (record_find(cache.leaves[i]) == NULL)
-			collect_leaf(member_find(cache.leaves[i]), sink);
+		if (record_find(cache.leaves[i]->relid) == NULL)
+			collect_leaf(cache.leaves[i], sink);
 	}
 	foreach(lc, leaf_records)
 		collect_record(lfirst(lc), sink);
@@ -702,9 +703,9 @@ refuse_uncounted_writes(void)
 	{
 		LOCKTAG		tag;
 
-		SET_LOCKTAG_RELATION(tag, MyDatabaseId, cache.leaves[i]);
+		SET_LOCKTAG_RELATION(tag, MyDatabaseId, cache.leaves[i]->relid);
 		if (LockHeldByMe(&tag, RowExclusiveLock))
-			tracking_report_counts_off(cache.leaves[i]);
+			tracking_report_counts_off(cache.leaves[i]->relid);
 	}
 }
 

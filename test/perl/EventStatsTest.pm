@@ -26,10 +26,11 @@ our @EXPORT = qw(
   increment_calls commit_script rollback_script
   start_pgbench finish_pgbench run_pgbench check_pgbench_clean
   check_amcheck counters_view
-  tracking_tables_sql tracking_prefill_sql tracking_scripts
+  tracking_tables_sql tracking_prefill_sql tracking_scripts tracking_counters
+  events_id wait_for_events_id
   rows_and_value check_tracked_exact
-  start_psql_script finish_psql_script
-  postmaster_children kill_postmaster_and_children);
+  start_command finish_command start_psql_script
+  kill_postmaster_and_children);
 
 # --- nodes ----------------------------------------------------------------
 
@@ -152,22 +153,26 @@ sub start_pgbench
 		@{ $opt{args} // [] },
 		'-h', $node->host, '-p', $node->port,
 		@files, $opt{db} // 'postgres');
-	my $run = {
-		cmd => \@cmd,
-		out => '',
-		err => '',
+	return start_command(\@cmd,
 		total => defined $opt{transactions}
 		? $opt{clients} * $opt{transactions}
-		: undef,
-	};
-	$run->{h} = IPC::Run::start(\@cmd, '>', \$run->{out}, '2>', \$run->{err});
+		: undef);
+}
+
+# Starts @$cmd in the background, its stdout and stderr collected; returns
+# a handle (with %more in it) for finish_command.
+sub start_command
+{
+	my ($cmd, %more) = @_;
+	my $run = { %more, cmd => $cmd, out => '', err => '' };
+	$run->{h} = IPC::Run::start($cmd, '>', \$run->{out}, '2>', \$run->{err});
 	return $run;
 }
 
-# Waits for a pgbench of start_pgbench to end (kill => 1: kills it first),
+# Waits for a command of start_command to end (kill => 1: kills it first),
 # notes its output and returns the handle with status (exit status), out
 # and err (its stdout and stderr) filled in.
-sub finish_pgbench
+sub finish_command
 {
 	my ($run, %opt) = @_;
 	$run->{h}->kill_kill if $opt{kill};
@@ -175,6 +180,12 @@ sub finish_pgbench
 	$run->{status} = $? >> 8;
 	note "@{$run->{cmd}}\nexit status $run->{status}\n$run->{out}\n$run->{err}";
 	return $run;
+}
+
+# Waits for a pgbench of start_pgbench to end: finish_command.
+sub finish_pgbench
+{
+	return finish_command(@_);
 }
 
 # Runs pgbench to its end: start_pgbench and finish_pgbench.
@@ -422,6 +433,33 @@ COMMIT;
 	];
 }
 
+# The counter that tracks each table of tracking_tables_sql, by table, as
+# the tests name them when they track the tables.
+sub tracking_counters
+{
+	return (
+		events => 'public.events',
+		tags => 'tags_rows',
+		pevents => 'pevents_rows');
+}
+
+# How far writers have got: the last id taken from events_id_seq.
+sub events_id
+{
+	my ($node) = @_;
+	return $node->safe_psql('postgres', 'SELECT last_value FROM events_id_seq');
+}
+
+# Waits until writers have taken ids up to $target from events_id_seq.
+sub wait_for_events_id
+{
+	my ($node, $target) = @_;
+	$node->poll_query_until('postgres',
+		"SELECT last_value >= $target FROM events_id_seq")
+	  or die "load did not reach id $target";
+	return;
+}
+
 # count(*) of $table and value() of counter $counter, read by one statement,
 # hence in one snapshot: the list (rows, value).
 sub rows_and_value
@@ -450,7 +488,7 @@ sub check_tracked_exact
 
 # Starts psql -X -q -v ON_ERROR_STOP=1 -f FILE against database $db of $node
 # in the background, FILE holding $sql (so that COPY ... FROM STDIN reads
-# its data from the script); returns a handle for finish_psql_script.
+# its data from the script); returns a handle for finish_command.
 my $psql_script_no = 0;
 
 sub start_psql_script
@@ -458,28 +496,11 @@ sub start_psql_script
 	my ($node, $db, $sql) = @_;
 	my $file = $node->basedir . '/psql_script_' . ++$psql_script_no . '.sql';
 	append_to_file($file, $sql);
-	my $run = {
-		cmd => [
+	return start_command(
+		[
 			'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1',
 			'-h', $node->host, '-p', $node->port, '-d', $db, '-f', $file
-		],
-		out => '',
-		err => '',
-	};
-	$run->{h} = IPC::Run::start($run->{cmd}, '>', \$run->{out}, '2>', \$run->{err});
-	return $run;
-}
-
-# Waits for a psql of start_psql_script to end (kill => 1: kills it first);
-# returns the handle with status, out and err filled in.
-sub finish_psql_script
-{
-	my ($run, %opt) = @_;
-	$run->{h}->kill_kill if $opt{kill};
-	$run->{h}->finish;
-	$run->{status} = $? >> 8;
-	note "@{$run->{cmd}}\nexit status $run->{status}\n$run->{out}\n$run->{err}";
-	return $run;
+		]);
 }
 
 # --- kill -9 of a whole server -------------------------------------------------

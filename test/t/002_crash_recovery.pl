@@ -19,7 +19,6 @@ use warnings;
 
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
-use Time::HiRes qw(usleep);
 use Test::More;
 use FindBin;
 use lib "$FindBin::RealBin/../perl";
@@ -102,57 +101,13 @@ sub wait_for_rows
 	return;
 }
 
-# The process ids of the postmaster's children, read from /proc.
-sub children_of
-{
-	my ($ppid) = @_;
-	my @kids;
-	opendir(my $dh, '/proc') or die "cannot open /proc: $!";
-	for my $pid (grep { /^\d+$/ } readdir $dh)
-	{
-		open(my $fh, '<', "/proc/$pid/stat") or next;
-		my $stat = <$fh>;
-		close $fh;
-		next unless defined $stat;
-		# pid (comm) state ppid ...; comm may contain spaces and parentheses
-		next unless $stat =~ /\)\s+\S+\s+(\d+)/;
-		push @kids, $pid if $1 == $ppid;
-	}
-	closedir $dh;
-	return @kids;
-}
-
-# Gone for good, reaped too: a new postmaster refuses to start while the
-# pid in postmaster.pid still exists, even as a zombie.
-sub gone
-{
-	my ($pid) = @_;
-	return !-e "/proc/$pid";
-}
-
 # SIGKILL of the postmaster and all its children at the same moment, as
-# close to a power cut as processes can get.  The postmaster is stopped
-# first so that it forks no new child between the listing and the kill.
+# close to a power cut as processes can get (kill_postmaster_and_children).
 sub kill_everything
 {
-	# (there is no SQL function for it: the first line of postmaster.pid)
-	my ($pm) = split /\n/, slurp_file($node->data_dir . '/postmaster.pid');
-	die "no postmaster pid" unless $pm =~ /^\d+$/ && kill(0, $pm);
-	kill 'STOP', $pm;
-	my @kids = children_of($pm);
-	ok(scalar(@kids) >= $clients,
+	my $kids = kill_postmaster_and_children($node);
+	ok($kids >= $clients,
 		'postmaster has at least one child per pgbench client when killed');
-	kill 'KILL', @kids;
-	$node->kill9;    # SIGKILL $pm, and the node object knows it is down
-	for my $pid ($pm, @kids)
-	{
-		my $tries = 0;
-		until (gone($pid))
-		{
-			die "process $pid still exists 60 s after SIGKILL" if ++$tries > 6000;
-			usleep(10_000);
-		}
-	}
 	return;
 }
 

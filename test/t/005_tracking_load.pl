@@ -56,25 +56,7 @@ $node->safe_psql('postgres',
 	"CREATE EXTENSION event_stats;\n" . tracking_tables_sql() . tracking_prefill_sql()
 	  . "CREATE TABLE stop_flag (stop boolean);\n");
 
-my %counter = (
-	events => 'public.events',
-	pevents => 'pevents_rows',
-	tags => 'tags_rows');
-
-# the sequence both tables take ids from: how far writers have got
-sub seq_value
-{
-	return $node->safe_psql('postgres', 'SELECT last_value FROM events_id_seq');
-}
-
-sub wait_for_seq
-{
-	my ($target) = @_;
-	$node->poll_query_until('postgres',
-		"SELECT last_value >= $target FROM events_id_seq")
-	  or die "load did not reach id $target";
-	return;
-}
+my %counter = tracking_counters();
 
 # --- the load ---------------------------------------------------------------
 
@@ -165,7 +147,7 @@ BEGIN
 END $$;
 };
 
-my $base = seq_value();
+my $base = events_id($node);
 my $loop = start_psql_script($node, 'postgres', $loop_sql);
 my (@copies, @copy_rows);
 for my $i (0, 1)
@@ -180,11 +162,11 @@ my $load = start_pgbench($node, $scripts,
 
 # --- track() in the middle of it -------------------------------------------
 
-wait_for_seq($base + 3000);
+wait_for_events_id($node, $base + 3000);
 my $untracked_rows = $node->safe_psql('postgres', 'SELECT count(*) FROM events');
 # (ids up to here were taken by transactions that hold a lock track() waits
 # for: they committed before track())
-my $before_track = seq_value();
+my $before_track = events_id($node);
 is( $node->safe_psql('postgres', q{SELECT event_stats.track('events')}),
 	'public.events', 'track(events) under load: counter public.events');
 is( $node->safe_psql('postgres',
@@ -193,7 +175,7 @@ is( $node->safe_psql('postgres',
 is( $node->safe_psql('postgres',
 		q{SELECT event_stats.track('tags', 'tags_rows')}),
 	'tags_rows', 'track(tags) under load: counter tags_rows');
-my $after_track = seq_value();
+my $after_track = events_id($node);
 note "events had $untracked_rows rows shortly before track(); ids after track: > $after_track";
 
 is( $node->safe_psql(
@@ -259,12 +241,12 @@ unlike($load->{err}, qr/error/i, 'no error on pgbench stderr');
 
 for my $i (0, 1)
 {
-	finish_psql_script($copies[$i]);
+	finish_command($copies[$i]);
 	is($copies[$i]{status}, 0, "COPY session $i ended with status 0");
 	is($copies[$i]{err}, '', "COPY session $i: nothing on stderr");
 }
 $node->safe_psql('postgres', 'INSERT INTO stop_flag VALUES (true)');
-finish_psql_script($loop);
+finish_command($loop);
 is($loop->{status}, 0, 'the looping session ended with status 0');
 my ($loop_xacts) = $loop->{err} =~ /loop transactions: (\d+)/;
 cmp_ok($loop_xacts // 0, '>', 0,
@@ -353,14 +335,14 @@ CREATE TABLE pevents_x (LIKE pevents INCLUDING DEFAULTS);
 INSERT INTO pevents_x(client, k, payload)
   SELECT -5, 100 + g, 'x' FROM generate_series(0, 49) g;
 });
-$base = seq_value();
+$base = events_id($node);
 $load = start_pgbench($node, $scripts, clients => $clients, transactions => 1000);
-wait_for_seq($base + 2000);
+wait_for_events_id($node, $base + 2000);
 $node->safe_psql('postgres', q{SELECT event_stats.untrack('pevents')});
 is( $node->safe_psql('postgres',
 		q{SELECT count(*) FROM event_stats.counters WHERE name = 'pevents_rows'}),
 	0, 'untrack(pevents) under load dropped its counter');
-wait_for_seq(seq_value() + 2000);
+wait_for_events_id($node, events_id($node) + 2000);
 is( $node->safe_psql('postgres',
 		q{SELECT event_stats.track('pevents', 'pevents_again')}),
 	'pevents_again', 'track(pevents) again under load');
@@ -380,12 +362,12 @@ for my $step (
 	[ 'TRUNCATE of pevents_lo, written by the load', 'TRUNCATE pevents_lo' ])
 {
 	my ($what, $sql) = @$step;
-	wait_for_seq(seq_value() + 1000);
+	wait_for_events_id($node, events_id($node) + 1000);
 	$node->safe_psql('postgres', $sql);
 	check_tracked_exact($node, 'postgres', "under load, after $what", 'pevents',
 		'pevents_again');
 }
-wait_for_seq(seq_value() + 1000);
+wait_for_events_id($node, events_id($node) + 1000);
 
 # untrack() and track() in one transaction: a new counter from the same
 # commit on, with no writer left out or failing.
@@ -399,7 +381,7 @@ COMMIT;
 is($ret, 0, 'untrack(events) and track(events) in one transaction under load succeed');
 is($err, '', 'untrack() + track() in one transaction: no error')
   or diag($err);
-my $retrack_point = seq_value();
+my $retrack_point = events_id($node);
 finish_pgbench($load);
 check_pgbench_clean($load, 'pgbench across untrack() and track()');
 unlike($load->{err}, qr/error/i, 'no error on pgbench stderr')

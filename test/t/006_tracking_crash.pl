@@ -67,10 +67,7 @@ SELECT event_stats.track('pevents', 'pevents_rows');
 SELECT event_stats.track('t4', 't4_rows');
 });
 
-my %counter = (
-	events => 'public.events',
-	tags => 'tags_rows',
-	pevents => 'pevents_rows');
+my %counter = tracking_counters();
 
 # Every table of %counter (and of %$more) exact, in one test each; returns
 # the row counts by table.
@@ -82,20 +79,6 @@ sub check_all_exact
 	$rows{$_} = check_tracked_exact($node, 'postgres', $what, $_, $all{$_})
 	  for sort keys %all;
 	return \%rows;
-}
-
-sub seq_value
-{
-	return $node->safe_psql('postgres', 'SELECT last_value FROM events_id_seq');
-}
-
-sub wait_for_seq
-{
-	my ($target) = @_;
-	$node->poll_query_until('postgres',
-		"SELECT last_value >= $target FROM events_id_seq")
-	  or die "load did not reach id $target";
-	return;
 }
 
 # A pgbench load that would run for two minutes, to be cut short.
@@ -133,10 +116,10 @@ sub check_no_error_before_crash
 	return;
 }
 
-my $base = seq_value();
+my $base = events_id($node);
 my $log_offset = -s $node->logfile;
 my $load = start_load();
-wait_for_seq($base + 3000);
+wait_for_events_id($node, $base + 3000);
 
 # What p1 and p2 will delete: rows of client -1, which the load never touches.
 my %p1_del = (
@@ -175,7 +158,7 @@ TRUNCATE t4;
 INSERT INTO t4 SELECT generate_series(1, 17);
 PREPARE TRANSACTION 'p4';
 });
-wait_for_seq(seq_value() + 3000);
+wait_for_events_id($node, events_id($node) + 3000);
 
 my $killed = kill_postmaster_and_children($node);
 cmp_ok($killed, '>=', $clients,
@@ -248,16 +231,16 @@ CREATE TABLE pevents_x (LIKE pevents INCLUDING DEFAULTS);
 INSERT INTO pevents_x(client, k, payload)
   SELECT -5, 100 + g, 'attached' FROM generate_series(0, 49) g;
 });
-$base = seq_value();
+$base = events_id($node);
 $log_offset = -s $node->logfile;
 $load = start_load();
-wait_for_seq($base + 2000);
+wait_for_events_id($node, $base + 2000);
 $node->safe_psql('postgres', 'TRUNCATE events CASCADE');
-wait_for_seq(seq_value() + 1000);
+wait_for_events_id($node, events_id($node) + 1000);
 $node->safe_psql('postgres',
 	'ALTER TABLE pevents ATTACH PARTITION pevents_x FOR VALUES FROM (100) TO (200)');
 $node->safe_psql('postgres', 'INSERT INTO t3 SELECT generate_series(201, 230)');
-wait_for_seq(seq_value() + 2000);
+wait_for_events_id($node, events_id($node) + 2000);
 
 my $victim = $node->safe_psql(
 	'postgres', q{

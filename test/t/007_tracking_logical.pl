@@ -79,10 +79,7 @@ SELECT event_stats.track('tags', 'tags_rows');
 SELECT event_stats.track('pevents', 'pevents_rows');
 });
 
-my %counter = (
-	events => 'public.events',
-	tags => 'tags_rows',
-	pevents => 'pevents_rows');
+my %counter = tracking_counters();
 
 # On the subscriber, after catch-up: every tracked table exact, with the
 # publisher's row count; the publisher exact too.  Returns the counts.
@@ -128,21 +125,13 @@ INSERT INTO items VALUES (:i, 0) ON CONFLICT (id) DO UPDATE SET v = items.v + 1;
 DELETE FROM items WHERE id BETWEEN :i AND :i + 2;
 } => 1
 ];
-my $base = $pub->safe_psql('postgres', 'SELECT last_value FROM events_id_seq');
+my $base = events_id($pub);
 my $load = start_pgbench($pub, [ @{ tracking_scripts() }, @$items_scripts ],
 	clients => $clients,
 	transactions => 800);
 
 # TRUNCATE of plain tracked tables, applied by the apply worker.
-sub wait_for_pub_seq
-{
-	my ($target) = @_;
-	$pub->poll_query_until('postgres',
-		"SELECT last_value > $target FROM events_id_seq")
-	  or die 'the load did not progress';
-	return;
-}
-wait_for_pub_seq($base + 5000);
+wait_for_events_id($pub, $base + 5001);
 $pub->safe_psql(
 	'postgres', q{
 BEGIN;
@@ -155,9 +144,9 @@ INSERT INTO tags(event_id, client)
   SELECT id, -3 FROM events WHERE client = -3 AND k < 10;
 COMMIT;
 });
-wait_for_pub_seq($base + 10000);
+wait_for_events_id($pub, $base + 10001);
 $pub->safe_psql('postgres', 'TRUNCATE tags');
-my $tags_truncated = $pub->safe_psql('postgres', 'SELECT last_value FROM events_id_seq');
+my $tags_truncated = events_id($pub);
 
 # items is tracked on the subscriber while the apply worker writes it.
 $sub->poll_query_until('postgres', 'SELECT count(*) > 700 FROM items')
@@ -180,7 +169,7 @@ cmp_ok($sub->safe_psql('postgres', q{SELECT count(*) FROM events WHERE client >=
 	'>', 0, 'and the load\'s events rows after it');
 cmp_ok($sub->safe_psql('postgres', 'SELECT count(*) FROM tags'),
 	'>', 0, 'and the load\'s tags rows after the TRUNCATE of tags');
-cmp_ok($pub->safe_psql('postgres', 'SELECT last_value FROM events_id_seq'),
+cmp_ok(events_id($pub),
 	'>', $tags_truncated + 1000, 'the load went on after the TRUNCATE of tags');
 
 # --- a large streamed transaction, and a prepared one ---------------------
