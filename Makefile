@@ -11,9 +11,13 @@ OBJS = \
 	src/counter_api.o \
 	src/tracking.o \
 	src/tracking_ddl.o \
-	src/tracking_api.o
+	src/tracking_api.o \
+	src/hlc_type.o \
+	src/hlc_clock.o \
+	src/hlc_persist.o \
+	src/hlc_api.o
 DATA = sql/event_stats--1.0.sql
-PGFILEDESC = "event_stats - contention-free sharded counters"
+PGFILEDESC = "event_stats - sharded counters, row counts and a hybrid logical clock"
 
 # -Wextra's unused-parameter fires inside PostgreSQL's own headers (and on
 # every callback signature), so it is the one -Wextra warning turned off.

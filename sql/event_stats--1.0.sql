@@ -259,3 +259,214 @@ REVOKE EXECUTE ON FUNCTION event_stats.create_counter(text, integer),
     event_stats.untrack(regclass) FROM PUBLIC;
 GRANT USAGE ON SCHEMA event_stats TO PUBLIC;
 GRANT SELECT ON event_stats.counters TO PUBLIC;
+
+--------------------------------------------------------------------------
+-- The hybrid logical clock type.  64 bits, passed by value: the high 52
+-- bits are microseconds since 1970-01-01 00:00 UTC, the low 12 bits a
+-- logical counter (YugabyteDB's layout).  Text form, which sorts like the
+-- values: 2026-11-22T06:40:12.123456Z/0001.
+--------------------------------------------------------------------------
+
+CREATE TYPE event_stats.hlc;
+
+CREATE FUNCTION event_stats.hlc_in(cstring)
+    RETURNS event_stats.hlc AS 'MODULE_PATHNAME', 'hlc_in'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION event_stats.hlc_in(cstring) IS
+    'Reads YYYY-MM-DDTHH:MM:SS.ffffffZ/LLLL (UTC, logical counter 0000-4095)';
+CREATE FUNCTION event_stats.hlc_out(event_stats.hlc)
+    RETURNS cstring AS 'MODULE_PATHNAME', 'hlc_out'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION event_stats.hlc_out(event_stats.hlc) IS
+    'Prints YYYY-MM-DDTHH:MM:SS.ffffffZ/LLLL, which sorts like the values';
+CREATE FUNCTION event_stats.hlc_recv(internal)
+    RETURNS event_stats.hlc AS 'MODULE_PATHNAME', 'hlc_recv'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION event_stats.hlc_recv(internal) IS
+    'Binary input: the raw value, 8 bytes big-endian';
+CREATE FUNCTION event_stats.hlc_send(event_stats.hlc)
+    RETURNS bytea AS 'MODULE_PATHNAME', 'hlc_send'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION event_stats.hlc_send(event_stats.hlc) IS
+    'Binary output: the raw value, 8 bytes big-endian';
+
+CREATE TYPE event_stats.hlc (
+    INPUT = event_stats.hlc_in,
+    OUTPUT = event_stats.hlc_out,
+    RECEIVE = event_stats.hlc_recv,
+    SEND = event_stats.hlc_send,
+    INTERNALLENGTH = 8,
+    PASSEDBYVALUE,
+    ALIGNMENT = double
+);
+COMMENT ON TYPE event_stats.hlc IS
+    'Hybrid logical clock value: 52 bits of microseconds since the Unix epoch, 12 bits of logical counter';
+
+-- Casts and parts.  The bigint cast is the raw value; it fails for values
+-- from 2041-05-10 on, whose top bit does not fit a signed bigint.
+CREATE FUNCTION event_stats.hlc_to_bigint(event_stats.hlc)
+    RETURNS bigint AS 'MODULE_PATHNAME', 'hlc_to_bigint'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION event_stats.hlc_to_bigint(event_stats.hlc) IS
+    'The raw 64-bit value (physical microseconds << 12 | logical counter)';
+CREATE FUNCTION event_stats.hlc_from_bigint(bigint)
+    RETURNS event_stats.hlc AS 'MODULE_PATHNAME', 'hlc_from_bigint'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION event_stats.hlc_from_bigint(bigint) IS
+    'The hlc whose raw value this is; negative values are refused';
+CREATE FUNCTION event_stats.hlc_physical(event_stats.hlc)
+    RETURNS timestamptz AS 'MODULE_PATHNAME', 'hlc_to_timestamptz'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION event_stats.hlc_physical(event_stats.hlc) IS
+    'The physical part: the time, to the microsecond';
+CREATE FUNCTION event_stats.hlc_logical(event_stats.hlc)
+    RETURNS integer AS 'MODULE_PATHNAME', 'hlc_logical'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION event_stats.hlc_logical(event_stats.hlc) IS
+    'The logical part: 0 to 4095';
+CREATE FUNCTION event_stats.hlc_from_parts(physical timestamptz, logical integer DEFAULT 0)
+    RETURNS event_stats.hlc AS 'MODULE_PATHNAME', 'hlc_from_parts'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION event_stats.hlc_from_parts(timestamptz, integer) IS
+    'The hlc of a time (to the microsecond, 1970 to 2112) and a logical counter, e.g. to compare with a stored value';
+
+CREATE CAST (event_stats.hlc AS bigint)
+    WITH FUNCTION event_stats.hlc_to_bigint(event_stats.hlc);
+CREATE CAST (bigint AS event_stats.hlc)
+    WITH FUNCTION event_stats.hlc_from_bigint(bigint);
+CREATE CAST (event_stats.hlc AS timestamptz)
+    WITH FUNCTION event_stats.hlc_physical(event_stats.hlc);
+
+-- Comparison: values order as unsigned 64-bit integers, that is by time,
+-- then by logical counter.
+CREATE FUNCTION event_stats.hlc_eq(event_stats.hlc, event_stats.hlc)
+    RETURNS boolean AS 'MODULE_PATHNAME', 'hlc_eq'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION event_stats.hlc_ne(event_stats.hlc, event_stats.hlc)
+    RETURNS boolean AS 'MODULE_PATHNAME', 'hlc_ne'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION event_stats.hlc_lt(event_stats.hlc, event_stats.hlc)
+    RETURNS boolean AS 'MODULE_PATHNAME', 'hlc_lt'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION event_stats.hlc_le(event_stats.hlc, event_stats.hlc)
+    RETURNS boolean AS 'MODULE_PATHNAME', 'hlc_le'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION event_stats.hlc_gt(event_stats.hlc, event_stats.hlc)
+    RETURNS boolean AS 'MODULE_PATHNAME', 'hlc_gt'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION event_stats.hlc_ge(event_stats.hlc, event_stats.hlc)
+    RETURNS boolean AS 'MODULE_PATHNAME', 'hlc_ge'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION event_stats.hlc_cmp(event_stats.hlc, event_stats.hlc)
+    RETURNS integer AS 'MODULE_PATHNAME', 'hlc_cmp'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+-- The raw value hashes as a bigint with the same bits would.
+CREATE FUNCTION event_stats.hlc_hash(event_stats.hlc)
+    RETURNS integer AS 'hashint8'
+    LANGUAGE internal IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION event_stats.hlc_hash_extended(event_stats.hlc, bigint)
+    RETURNS bigint AS 'hashint8extended'
+    LANGUAGE internal IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION event_stats.hlc_smaller(event_stats.hlc, event_stats.hlc)
+    RETURNS event_stats.hlc AS 'MODULE_PATHNAME', 'hlc_smaller'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION event_stats.hlc_larger(event_stats.hlc, event_stats.hlc)
+    RETURNS event_stats.hlc AS 'MODULE_PATHNAME', 'hlc_larger'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE OPERATOR event_stats.= (
+    LEFTARG = event_stats.hlc, RIGHTARG = event_stats.hlc,
+    FUNCTION = event_stats.hlc_eq,
+    COMMUTATOR = OPERATOR(event_stats.=), NEGATOR = OPERATOR(event_stats.<>),
+    RESTRICT = eqsel, JOIN = eqjoinsel, HASHES, MERGES);
+CREATE OPERATOR event_stats.<> (
+    LEFTARG = event_stats.hlc, RIGHTARG = event_stats.hlc,
+    FUNCTION = event_stats.hlc_ne,
+    COMMUTATOR = OPERATOR(event_stats.<>), NEGATOR = OPERATOR(event_stats.=),
+    RESTRICT = neqsel, JOIN = neqjoinsel);
+CREATE OPERATOR event_stats.< (
+    LEFTARG = event_stats.hlc, RIGHTARG = event_stats.hlc,
+    FUNCTION = event_stats.hlc_lt,
+    COMMUTATOR = OPERATOR(event_stats.>), NEGATOR = OPERATOR(event_stats.>=),
+    RESTRICT = scalarltsel, JOIN = scalarltjoinsel);
+CREATE OPERATOR event_stats.<= (
+    LEFTARG = event_stats.hlc, RIGHTARG = event_stats.hlc,
+    FUNCTION = event_stats.hlc_le,
+    COMMUTATOR = OPERATOR(event_stats.>=), NEGATOR = OPERATOR(event_stats.>),
+    RESTRICT = scalarlesel, JOIN = scalarlejoinsel);
+CREATE OPERATOR event_stats.> (
+    LEFTARG = event_stats.hlc, RIGHTARG = event_stats.hlc,
+    FUNCTION = event_stats.hlc_gt,
+    COMMUTATOR = OPERATOR(event_stats.<), NEGATOR = OPERATOR(event_stats.<=),
+    RESTRICT = scalargtsel, JOIN = scalargtjoinsel);
+CREATE OPERATOR event_stats.>= (
+    LEFTARG = event_stats.hlc, RIGHTARG = event_stats.hlc,
+    FUNCTION = event_stats.hlc_ge,
+    COMMUTATOR = OPERATOR(event_stats.<=), NEGATOR = OPERATOR(event_stats.<),
+    RESTRICT = scalargesel, JOIN = scalargejoinsel);
+
+CREATE OPERATOR CLASS event_stats.hlc_ops
+    DEFAULT FOR TYPE event_stats.hlc USING btree AS
+        OPERATOR 1 event_stats.<,
+        OPERATOR 2 event_stats.<=,
+        OPERATOR 3 event_stats.=,
+        OPERATOR 4 event_stats.>=,
+        OPERATOR 5 event_stats.>,
+        FUNCTION 1 event_stats.hlc_cmp(event_stats.hlc, event_stats.hlc);
+
+CREATE OPERATOR CLASS event_stats.hlc_hash_ops
+    DEFAULT FOR TYPE event_stats.hlc USING hash AS
+        OPERATOR 1 event_stats.=,
+        FUNCTION 1 event_stats.hlc_hash(event_stats.hlc),
+        FUNCTION 2 event_stats.hlc_hash_extended(event_stats.hlc, bigint);
+
+CREATE AGGREGATE event_stats.min(event_stats.hlc) (
+    SFUNC = event_stats.hlc_smaller, STYPE = event_stats.hlc,
+    COMBINEFUNC = event_stats.hlc_smaller,
+    SORTOP = OPERATOR(event_stats.<), PARALLEL = SAFE);
+COMMENT ON AGGREGATE event_stats.min(event_stats.hlc) IS
+    'The smallest hlc';
+CREATE AGGREGATE event_stats.max(event_stats.hlc) (
+    SFUNC = event_stats.hlc_larger, STYPE = event_stats.hlc,
+    COMBINEFUNC = event_stats.hlc_larger,
+    SORTOP = OPERATOR(event_stats.>), PARALLEL = SAFE);
+COMMENT ON AGGREGATE event_stats.max(event_stats.hlc) IS
+    'The largest hlc';
+
+--------------------------------------------------------------------------
+-- The clock.  One per server, shared by every session of every database:
+-- each value is greater than every value the server handed out before,
+-- including before a crash, a restart, a step back of the wall clock or
+-- the promotion of this server from standby.  Values are taken on the
+-- primary only.
+--------------------------------------------------------------------------
+
+CREATE FUNCTION event_stats.hlc_now()
+    RETURNS event_stats.hlc AS 'MODULE_PATHNAME', 'es_hlc_now'
+    LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION event_stats.hlc_now() IS
+    'A new clock value: the wall clock if it has moved past the last value, else the last value plus one logical tick';
+
+CREATE FUNCTION event_stats.hlc_observe(event_stats.hlc)
+    RETURNS event_stats.hlc AS 'MODULE_PATHNAME', 'es_hlc_observe'
+    LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION event_stats.hlc_observe(event_stats.hlc) IS
+    'Moves the clock past a value seen elsewhere and returns a new value greater than both; refuses values more than event_stats.hlc_max_drift ahead of the wall clock';
+
+CREATE FUNCTION event_stats.unique_timestamp()
+    RETURNS timestamptz AS 'MODULE_PATHNAME', 'es_unique_timestamp'
+    LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION event_stats.unique_timestamp() IS
+    'A timestamp from the clock that no other call, of this or hlc_now(), shares: each call takes a whole microsecond';
+
+CREATE FUNCTION event_stats.hlc_status(
+    OUT current event_stats.hlc,
+    OUT wall_clock timestamptz,
+    OUT drift interval,
+    OUT high_water_mark event_stats.hlc,
+    OUT backward_steps bigint,
+    OUT refused_observations bigint)
+    RETURNS record AS 'MODULE_PATHNAME', 'es_hlc_status'
+    LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION event_stats.hlc_status() IS
+    'The last value handed out, the wall clock, how far the clock runs ahead of it, the persisted ceiling, and counts of backward wall-clock steps and refused observations';

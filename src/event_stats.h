@@ -17,6 +17,14 @@
  *	 tracking_ddl.c		the hooks that see TRUNCATE, DROP and changes of a
  *						tracked tree before they happen
  *	 tracking_api.c		SQL-callable track() and untrack()
+ *	 hlc_type.c			the event_stats.hlc type: layout, text I/O, casts,
+ *						comparisons
+ *	 hlc_clock.c		the server-wide hybrid logical clock in shared
+ *						memory: the hot path and the persisted window
+ *	 hlc_persist.c		where the window is persisted: the state file and
+ *						the WAL record that carries it to standbys
+ *	 hlc_api.c			SQL-callable hlc_now(), hlc_observe(),
+ *						unique_timestamp(), hlc_status()
  *
  *-------------------------------------------------------------------------
  */
@@ -26,6 +34,8 @@
 #include "postgres.h"
 
 #include "access/htup.h"
+#include "access/xlogdefs.h"
+#include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
 #include "utils/relcache.h"
 #include "utils/snapshot.h"
@@ -97,5 +107,62 @@ extern void tracking_register_hooks(void);
 
 /* counter_type.c */
 extern CounterId counter_resolve(const char *name);
+
+/*
+ * hlc_type.c: an event_stats.hlc is a uint64 passed by value.  The high 52
+ * bits are microseconds since 1970-01-01 00:00 UTC, the low 12 bits a
+ * logical counter.  The layout is public: clients decode the raw integer.
+ */
+typedef uint64 Hlc;
+
+#define HLC_LOGICAL_BITS	12
+#define HLC_LOGICAL_MAX		((UINT64CONST(1) << HLC_LOGICAL_BITS) - 1)
+#define HLC_PHYSICAL_MAX	((UINT64CONST(1) << (64 - HLC_LOGICAL_BITS)) - 1)
+#define HLC_MAX				PG_UINT64_MAX
+
+#define HlcPhysical(h)		((h) >> HLC_LOGICAL_BITS)
+#define HlcLogical(h)		((uint32) ((h) & HLC_LOGICAL_MAX))
+#define HlcMake(us, logical) (((Hlc) (us) << HLC_LOGICAL_BITS) | (Hlc) (logical))
+
+#define DatumGetHlc(d)		DatumGetUInt64(d)
+#define HlcGetDatum(h)		UInt64GetDatum(h)
+#define PG_GETARG_HLC(n)	DatumGetHlc(PG_GETARG_DATUM(n))
+#define PG_RETURN_HLC(h)	return HlcGetDatum(h)
+
+/* microseconds between the Unix epoch and PostgreSQL's (2000-01-01) */
+#define HLC_UNIX_TO_PG_EPOCH_US \
+	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY)
+
+extern char *hlc_to_cstring(Hlc value);
+extern TimestampTz hlc_physical_timestamptz(Hlc value);
+
+/* hlc_clock.c */
+extern void hlc_clock_init(void);
+extern Hlc	hlc_clock_tick(Hlc at_least, bool whole_microsecond);
+extern bool hlc_observation_too_far(Hlc observed, int64 *ahead_us);
+extern void hlc_count_refused_observation(void);
+extern uint64 hlc_wall_clock_us(void);
+
+typedef struct HlcStatus
+{
+	Hlc			current;
+	uint64		wall_us;
+	Hlc			high_water_mark;
+	uint64		backward_steps;
+	uint64		refused_observations;
+} HlcStatus;
+
+extern void hlc_clock_status(HlcStatus *status);
+extern void hlc_clock_raise_persisted(Hlc ceiling);
+extern int	hlc_max_drift_ms;
+
+/* hlc_persist.c */
+#define HLC_STATE_FILE		"event_stats_hlc"
+
+extern void hlc_persist_register_rmgr(void);
+extern bool hlc_persist_read(Hlc *ceiling);
+extern void hlc_persist_write_state_file(Hlc ceiling);
+extern XLogRecPtr hlc_persist_window(Hlc ceiling);
+extern void hlc_persist_wait_for_standbys(XLogRecPtr lsn);
 
 #endif							/* EVENT_STATS_H */

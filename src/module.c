@@ -4,8 +4,9 @@
  *	  Library load and the shared_preload_libraries requirement.
  *
  * The extension keeps per-backend state that must be hooked into every
- * transaction of every backend before the first one starts, so the library
- * has to be preloaded.  When it is merely loaded (CREATE EXTENSION in a
+ * transaction of every backend before the first one starts, and the clock
+ * lives in shared memory and logs its own WAL records, so the library has
+ * to be preloaded.  When it is merely loaded (CREATE EXTENSION in a
  * server that does not preload it, or an explicit LOAD), nothing is
  * registered and every SQL-callable function refuses to run.
  *
@@ -37,6 +38,7 @@ _PG_init(void)
 	es_preloaded = true;
 	pending_register_callbacks();
 	tracking_register_hooks();
+	hlc_clock_init();
 }
 
 /*

@@ -1,0 +1,96 @@
+/*-------------------------------------------------------------------------
+ *
+ * hlc_api.c
+ *	  SQL-callable functions of the hybrid logical clock: hlc_now(),
+ *	  hlc_observe(), unique_timestamp() and hlc_status().
+ *
+ * The clock itself, and its locking rules, are in hlc_clock.c.  No state
+ * of its own.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/timestamp.h"
+
+#include "event_stats.h"
+
+PG_FUNCTION_INFO_V1(es_hlc_now);
+PG_FUNCTION_INFO_V1(es_hlc_observe);
+PG_FUNCTION_INFO_V1(es_unique_timestamp);
+PG_FUNCTION_INFO_V1(es_hlc_status);
+
+Datum
+es_hlc_now(PG_FUNCTION_ARGS)
+{
+	es_require_preload();
+	PG_RETURN_HLC(hlc_clock_tick(0, false));
+}
+
+/*
+ * The HLC receive rule.  An observation too far ahead would drag the
+ * clock, and every value after it, away from the wall clock, so it is
+ * refused before the clock moves.
+ */
+Datum
+es_hlc_observe(PG_FUNCTION_ARGS)
+{
+	Hlc			observed = PG_GETARG_HLC(0);
+	int64		ahead_us;
+
+	es_require_preload();
+	if (hlc_observation_too_far(observed, &ahead_us))
+	{
+		hlc_count_refused_observation();
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("observed clock value %s is too far ahead of the wall clock",
+						hlc_to_cstring(observed)),
+				 errdetail("It is %lld ms ahead; event_stats.hlc_max_drift allows %d ms.",
+						   (long long) (ahead_us / 1000), hlc_max_drift_ms),
+				 errhint("Check the clocks of the servers that produced the value.")));
+	}
+	PG_RETURN_HLC(hlc_clock_tick(observed, false));
+}
+
+/*
+ * A timestamptz from the same clock that no other value shares: the clock
+ * moves to the last logical tick of the returned microsecond.
+ */
+Datum
+es_unique_timestamp(PG_FUNCTION_ARGS)
+{
+	es_require_preload();
+	PG_RETURN_TIMESTAMPTZ(hlc_physical_timestamptz(hlc_clock_tick(0, true)));
+}
+
+Datum
+es_hlc_status(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	HlcStatus	status;
+	Datum		values[6];
+	bool		nulls[6] = {0};
+	Interval   *drift = palloc0(sizeof(Interval));
+	int64		ahead_us;
+
+	es_require_preload();
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	hlc_clock_status(&status);
+	ahead_us = (int64) HlcPhysical(status.current) - (int64) status.wall_us;
+	drift->time = Max(ahead_us, 0);
+
+	values[0] = HlcGetDatum(status.current);
+	values[1] = TimestampTzGetDatum((TimestampTz) status.wall_us -
+									HLC_UNIX_TO_PG_EPOCH_US);
+	values[2] = IntervalPGetDatum(drift);
+	values[3] = HlcGetDatum(status.high_water_mark);
+	values[4] = Int64GetDatum((int64) status.backward_steps);
+	values[5] = Int64GetDatum((int64) status.refused_observations);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
