@@ -12,6 +12,13 @@ SELECT event_stats.value(1::event_stats.counter);
 SELECT event_stats.set(1::event_stats.counter, 1);
 SELECT event_stats.drop_counter(1::event_stats.counter);
 SELECT * FROM event_stats.counters;
+-- the hlc type is plain data and works; the clock lives in shared memory
+-- and refuses
+SELECT '2026-11-22T06:40:12.123456Z/0001'::event_stats.hlc::bigint;
+SELECT event_stats.hlc_now();
+SELECT event_stats.hlc_observe('2026-11-22T06:40:12.123456Z/0001');
+SELECT event_stats.unique_timestamp();
+SELECT * FROM event_stats.hlc_status();
 -- the session is still healthy
 SELECT 1 AS still_alive;
 DROP EXTENSION event_stats;

@@ -269,7 +269,8 @@ hlc_extend_window(Hlc reached, bool wait)
 	else if (!LWLockConditionalAcquire(hlc_window_lock, LW_EXCLUSIVE))
 		return;
 
-	if (hlc_shared->written <= reached + HLC_WINDOW / 2)
+	if (hlc_shared->written <= reached ||
+		hlc_shared->written - reached <= HLC_WINDOW / 2)
 	{
 		Hlc			from = Max(reached, HlcMake(hlc_wall_clock_us(), 0));
 
@@ -318,7 +319,8 @@ hlc_clock_tick(Hlc after, bool whole_microsecond)
 			break;
 	}
 
-	if (unlikely(next >= persisted - HLC_WINDOW / 2))
+	/* next < persisted here */
+	if (unlikely(persisted - next <= HLC_WINDOW / 2))
 		hlc_extend_window(next, false);
 	return next;
 }
