@@ -20,8 +20,8 @@
  * error rather than a guess.
  *
  * Casts to bigint expose the raw integer.  bigint is signed, so values from
- * 2041-05-10 on, whose top bit is set, do not fit and the cast fails rather
- * than wrap to a negative number.
+ * 2041-05-10T11:56:53.685248Z on, whose top bit is set, do not fit: the
+ * cast fails rather than wrap to a negative number.
  *
  * No state of its own.
  *
@@ -205,7 +205,7 @@ hlc_to_bigint(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("event_stats.hlc value %s is out of range for type bigint",
 						hlc_to_cstring(value)),
-				 errdetail("Values from 2041-05-10 on use the 64th bit, which bigint does not have.")));
+				 errdetail("Values from 2041-05-10T11:56:53.685248Z on use the 64th bit, which bigint does not have.")));
 	PG_RETURN_INT64((int64) value);
 }
 
