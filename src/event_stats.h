@@ -161,7 +161,7 @@ extern int	hlc_max_drift_ms;
 
 extern void hlc_persist_register_rmgr(void);
 extern bool hlc_persist_read(Hlc *ceiling);
-extern void hlc_persist_write_state_file(Hlc ceiling);
+extern void hlc_persist_write_state_file(Hlc ceiling, int elevel);
 extern XLogRecPtr hlc_persist_window(Hlc ceiling);
 extern void hlc_persist_wait_for_standbys(XLogRecPtr lsn);
 

@@ -18,7 +18,8 @@
  * kill -9 or a backend crash, resumes the clock at the ceiling it reads
  * back, so nothing handed out before can come again whatever the wall
  * clock says; a standby replays the ceilings and resumes above them when
- * promoted.
+ * promoted.  A clean shutdown replaces the ceiling with the exact last
+ * value (hlc_shmem_shutdown), so only a crash makes the clock jump ahead.
  *
  * The ceiling is kept up to HLC_WINDOW_US ahead of the clock: a backend that
  * takes a value within half a window of it raises it another window beyond
@@ -105,6 +106,7 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 static void hlc_shmem_request(void);
 static void hlc_shmem_startup(void);
+static void hlc_shmem_shutdown(int code, Datum arg);
 
 void
 hlc_clock_init(void)
@@ -168,6 +170,30 @@ hlc_shmem_startup(void)
 		pg_atomic_init_u64(&hlc_shared->refused_observations, 0);
 	}
 	LWLockRelease(AddinShmemInitLock);
+
+	if (!IsUnderPostmaster)
+		on_shmem_exit(hlc_shmem_shutdown, (Datum) 0);
+}
+
+/*
+ * At a clean shutdown, in the postmaster after every backend has exited,
+ * the exact last value replaces the ceiling in the state file, so that a
+ * restart resumes where the clock was instead of up to a window ahead (and
+ * quick restarts do not add up).  After a crash (code != 0) shared memory
+ * may be damaged: the ceiling written before stays.
+ */
+static void
+hlc_shmem_shutdown(int code, Datum arg)
+{
+	Hlc			last;
+
+	if (code != 0 || hlc_shared == NULL || hlc_shared->state_lost)
+		return;
+	last = pg_atomic_read_u64(&hlc_shared->last);
+	/* nothing to gain, e.g. on a standby, where last is the ceiling */
+	if (last >= pg_atomic_read_u64(&hlc_shared->persisted) - 1)
+		return;
+	hlc_persist_write_state_file(last + 1, LOG);
 }
 
 /* the wall clock, in microseconds since the Unix epoch */
@@ -367,7 +393,7 @@ hlc_clock_raise_persisted(Hlc ceiling)
 	LWLockAcquire(hlc_window_lock, LW_EXCLUSIVE);
 	if (ceiling > hlc_shared->written || hlc_shared->state_lost)
 	{
-		hlc_persist_write_state_file(ceiling);
+		hlc_persist_write_state_file(ceiling, ERROR);
 		hlc_shared->written = Max(hlc_shared->written, ceiling);
 		hlc_shared->state_lost = false;
 	}

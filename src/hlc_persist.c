@@ -138,8 +138,12 @@ hlc_persist_read(Hlc *ceiling)
 	return true;
 }
 
+/*
+ * Replace the state file.  With elevel below ERROR (at shutdown), a failure
+ * is logged and the old file, whose ceiling is higher, stays.
+ */
 void
-hlc_persist_write_state_file(Hlc ceiling)
+hlc_persist_write_state_file(Hlc ceiling, int elevel)
 {
 	HlcStateFile state;
 	int			fd;
@@ -153,10 +157,13 @@ hlc_persist_write_state_file(Hlc ceiling)
 	fd = OpenTransientFile(HLC_STATE_TEMP_FILE,
 						   O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY);
 	if (fd < 0)
-		ereport(ERROR,
+	{
+		ereport(elevel,
 				(errcode_for_file_access(),
 				 errmsg("could not create file \"%s\": %m",
 						HLC_STATE_TEMP_FILE)));
+		return;
+	}
 	errno = 0;
 	if (write(fd, &state, sizeof(state)) != sizeof(state))
 	{
@@ -164,18 +171,22 @@ hlc_persist_write_state_file(Hlc ceiling)
 
 		CloseTransientFile(fd);
 		errno = save_errno ? save_errno : ENOSPC;
-		ereport(ERROR,
+		ereport(elevel,
 				(errcode_for_file_access(),
 				 errmsg("could not write file \"%s\": %m",
 						HLC_STATE_TEMP_FILE)));
+		return;
 	}
 	if (CloseTransientFile(fd) != 0)
-		ereport(ERROR,
+	{
+		ereport(elevel,
 				(errcode_for_file_access(),
 				 errmsg("could not close file \"%s\": %m",
 						HLC_STATE_TEMP_FILE)));
+		return;
+	}
 	/* fsyncs the file, renames it, fsyncs the directory */
-	(void) durable_rename(HLC_STATE_TEMP_FILE, HLC_STATE_FILE, ERROR);
+	(void) durable_rename(HLC_STATE_TEMP_FILE, HLC_STATE_FILE, elevel);
 }
 
 /*
@@ -193,7 +204,7 @@ hlc_persist_window(Hlc ceiling)
 	XLogRegisterData((char *) &rec, sizeof(rec));
 	lsn = XLogInsert(EVENT_STATS_RMGR_ID, XLOG_HLC_CEILING);
 
-	hlc_persist_write_state_file(ceiling);
+	hlc_persist_write_state_file(ceiling, ERROR);
 	XLogFlush(lsn);
 	return lsn;
 }

@@ -8,7 +8,7 @@
 # Nodes that preload the library, pgbench scripts and runs with their
 # standard checks, amcheck of the extension's tables, the counters view,
 # tracked tables' counts, psql scripts run in the background, kill -9 of a
-# whole server.
+# whole server, hybrid logical clock values streamed to files.
 
 package EventStatsTest;
 
@@ -30,7 +30,9 @@ our @EXPORT = qw(
   events_id wait_for_events_id
   rows_and_value check_tracked_exact
   start_command finish_command start_psql_script
-  kill_postmaster_and_children);
+  kill_postmaster_and_children
+  start_hlc_streams wait_for_hlc_streams finish_hlc_streams take_hlc_values
+  hlc_status hlc_max hlc_min);
 
 # --- nodes ----------------------------------------------------------------
 
@@ -548,6 +550,196 @@ sub kill_postmaster_and_children
 		}
 	}
 	return scalar @kids;
+}
+
+# --- hybrid logical clock: values streamed to files --------------------------
+#
+# What clients received from the clock, even when the server dies in the
+# middle of their statements: each client streams values with COPY ... TO
+# STDOUT into a file of its own, one raw value (hlc::bigint) a line, which
+# psql writes row by row as they arrive (and flushes when its connection is
+# lost).  Raw values are integers below 2^63 (until 2041), which Perl's
+# numeric operators compare exactly; List::Util's min and max do not (they
+# compare as floating point), hence hlc_max and hlc_min.
+
+my $hlc_stream_no = 0;
+
+# The largest of the raw clock values @_ (undef ones left out).
+sub hlc_max
+{
+	my $max;
+	for (grep { defined } @_) { $max = $_ if !defined $max || $_ > $max; }
+	return $max;
+}
+
+# The smallest of the raw clock values @_ (undef ones left out).
+sub hlc_min
+{
+	my $min;
+	for (grep { defined } @_) { $min = $_ if !defined $min || $_ < $min; }
+	return $min;
+}
+
+# The COPY of one streaming client: $rows values of hlc_now(), or with
+# $unique of unique_timestamp(), each as the clock value it took (the last
+# logical tick of its microsecond).  With $throttle, the client pauses 1 ms
+# in place of every 200th value (some 90,000 values a second), so that the
+# files stay small.  (generate_series in the select list, not in FROM,
+# where a function scan would first materialize all its rows.)
+sub hlc_stream_sql
+{
+	my ($rows, $unique, $throttle) = @_;
+	my $value =
+	  $unique
+	  ? 'event_stats.hlc_from_parts(event_stats.unique_timestamp(), 4095)'
+	  : 'event_stats.hlc_now()';
+	my $where =
+	  $throttle ? ' WHERE g % 200 <> 0 OR pg_sleep(0.001) IS NULL' : '';
+	return "COPY (SELECT ${value}::bigint"
+	  . " FROM (SELECT generate_series(1, $rows) AS g) s$where) TO STDOUT";
+}
+
+# Starts $n psql clients against database postgres of $node in the
+# background (application_name hlc_stream), each streaming clock values
+# into a file of its own.  %opt: unique, how many of the clients take
+# unique_timestamp() instead of hlc_now() (none by default); rows, how many
+# values each client takes, as fast as it can; without rows, each client
+# streams until the server stops it, throttled (see hlc_stream_sql) unless
+# throttle => 0.
+# Returns a handle for wait_for_hlc_streams and finish_hlc_streams.
+sub start_hlc_streams
+{
+	my ($node, $n, %opt) = @_;
+	my $unique = $opt{unique} // 0;
+	my $rows = $opt{rows} // 100_000_000;
+	my @streams;
+	for my $i (1 .. $n)
+	{
+		my $s = {
+			file => $node->basedir . '/hlc_stream_' . ++$hlc_stream_no . '.txt',
+			err => '',
+			unique => $i <= $unique
+		};
+		$s->{cmd} = [
+			'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1',
+			'-d',
+			$node->connstr('postgres')
+			  . q{ application_name=hlc_stream options='-c jit=off'},
+			'-c', hlc_stream_sql($rows, $s->{unique},
+				$opt{throttle} // !defined $opt{rows})
+		];
+		$s->{h} = IPC::Run::start(
+			$s->{cmd}, '<', \undef, '>', $s->{file}, '2>', \$s->{err},
+			IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+		push @streams, $s;
+	}
+	return \@streams;
+}
+
+# Waits until every client of start_hlc_streams has received at least about
+# $values values (its file holds as many lines of 20 bytes).
+sub wait_for_hlc_streams
+{
+	my ($streams, $values) = @_;
+	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+	for my $s (@$streams)
+	{
+		while ((-s $s->{file} // 0) < 20 * $values)
+		{
+			die "hlc stream $s->{file} did not reach $values values: $s->{err}"
+			  if time > $deadline;
+			select(undef, undef, undef, 0.01);
+		}
+	}
+	return;
+}
+
+# Waits for the clients of start_hlc_streams to end (kill => 1: kills them
+# first) and reads their files, leaving out a last line without its newline
+# (cut short).  Returns a summary: values (how many in all), min and max
+# (raw), not_increasing (how many clients received a value not greater than
+# the one before it), per_client (the number of values of each), status
+# (each client's exit status) and err (their stderr, joined).
+sub finish_hlc_streams
+{
+	my ($streams, %opt) = @_;
+	my %sum = (
+		values => 0,
+		not_increasing => 0,
+		per_client => [],
+		status => [],
+		err => '');
+	for my $s (@$streams)
+	{
+		$s->{h}->kill_kill if $opt{kill};
+		eval { $s->{h}->finish; };
+		if ($@)
+		{
+			$s->{h}->kill_kill;
+			die "hlc stream $s->{file} did not end: $@";
+		}
+		push @{ $sum{status} }, $? >> 8;
+		$sum{err} .= $s->{err};
+
+		open(my $fh, '<', $s->{file}) or die "cannot open $s->{file}: $!";
+		my ($n, $prev, $increasing) = (0, undef, 1);
+		while (my $line = <$fh>)
+		{
+			last unless chomp $line;    # cut short
+			die "hlc stream $s->{file}: unexpected line \"$line\""
+			  unless $line =~ /^\d{1,19}$/;
+			$increasing = 0 if defined $prev && $line <= $prev;
+			$sum{min} = $line if !defined $sum{min} || $line < $sum{min};
+			$sum{max} = $line if !defined $sum{max} || $line > $sum{max};
+			$prev = $line;
+			$n++;
+		}
+		close $fh;
+		$sum{values} += $n;
+		$sum{not_increasing}++ unless $increasing;
+		push @{ $sum{per_client} }, $n;
+	}
+	note "hlc streams: $sum{values} values ("
+	  . join(', ', @{ $sum{per_client} })
+	  . '), exit status '
+	  . join(', ', @{ $sum{status} })
+	  . ($sum{err} ne '' ? "\n$sum{err}" : '');
+	return \%sum;
+}
+
+# $n clients at the same time each take $rows values of the clock of $node
+# (%opt: unique, as for start_hlc_streams); dies unless every one of them
+# took all its values.  Returns the summary of finish_hlc_streams.
+sub take_hlc_values
+{
+	my ($node, $n, $rows, %opt) = @_;
+	my $sum =
+	  finish_hlc_streams(start_hlc_streams($node, $n, %opt, rows => $rows));
+	die "take_hlc_values: a client failed: $sum->{err}"
+	  if grep { $_ != 0 } @{ $sum->{status} };
+	die 'take_hlc_values: a client missed values'
+	  if grep { $_ != $rows } @{ $sum->{per_client} };
+	return $sum;
+}
+
+# hlc_status() of $node, as a hash: current and high_water_mark (raw
+# values), wall_clock and drift (in seconds), backward_steps,
+# refused_observations, and text (the whole row as text).
+sub hlc_status
+{
+	my ($node) = @_;
+	my $row = $node->safe_psql(
+		'postgres', q{
+SELECT current::bigint, high_water_mark::bigint,
+       extract(epoch FROM wall_clock), extract(epoch FROM drift),
+       backward_steps, refused_observations, s::text
+  FROM event_stats.hlc_status() s});
+	my %st;
+	@st{
+		qw(current high_water_mark wall_clock drift backward_steps
+		  refused_observations text)
+	} = split /\|/, $row, 7;
+	return \%st;
 }
 
 1;
