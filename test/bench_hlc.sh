@@ -236,11 +236,17 @@ done
 B_RESULTS="$LOAD_DIR/select.tsv"
 printf 'statement\tround\ttps\tcommitted\tfailed\taborted\trc\tlatency_ms\n' >"$B_RESULTS"
 
-# check_log LOG LABEL -- the last load_run went cleanly and pgbench printed no error
+# check_log LOG LABEL -- the last load_run went cleanly: no aborted client,
+# no failed transaction, and pgbench printed no error
 check_log() {
   load_check_clean "$1" "$2" || broke=1
   if grep -v -E '^pgbench \(' "$1" | grep -q -i -E 'error|fatal|abort'; then
     es_log "$2: pgbench printed errors (see $1):"
+    load_show_errors "$1"
+    broke=1
+  fi
+  if [ "$LOAD_FAILED" != 0 ]; then
+    es_log "$2: $LOAD_FAILED failed transactions"
     load_show_errors "$1"
     broke=1
   fi
@@ -255,11 +261,6 @@ select_run() {
     "$LOAD_FAILED" "$LOAD_ABORTED" "$LOAD_RC" "$LOAD_LATENCY_MS" >>"$B_RESULTS"
   es_log "$(printf '  round %s/%s %-17s %s' "$round" "$ROUNDS" "$name" "$(load_describe)")"
   check_log "$log" "(b) $name"
-  if [ "$LOAD_FAILED" != 0 ]; then
-    es_log "(b) $name: $LOAD_FAILED failed transactions"
-    load_show_errors "$log"
-    broke=1
-  fi
 }
 
 es_log "(b) pgbench -c $CLIENTS -j $JOBS $LOAD_PGBENCH_ARGS: $ROUNDS rounds of" \
@@ -315,11 +316,6 @@ kinto_run() {
     "$round" "$ROUNDS" "$label" "$ips" "$LOAD_OK" "$rows" "$distinct")" \
     "$conflicts unique violations ($pct%), consistent: $ok$([ "$LOAD_ABORTED" = 0 ] || echo ", $LOAD_ABORTED clients ABORTED")"
   check_log "$log" "(c) $label"
-  if [ "$LOAD_FAILED" != 0 ]; then
-    es_log "(c) $label: $LOAD_FAILED failed transactions"
-    load_show_errors "$log"
-    broke=1
-  fi
 }
 
 es_log "(c) Kinto-shaped writes, $CLIENTS clients into one collection: $ROUNDS rounds of (U T)," \

@@ -74,6 +74,8 @@ run_make() {
 es_log "pg_regress"
 run_make "$work/regress.log" "$PORT_PRELOAD" installcheck ISOLATION= TAP_TESTS=
 count_pg_regress "$work/regress.log"
+# the no_preload run below starts by deleting regression.diffs
+[ -s "$src/regression.diffs" ] && cp "$src/regression.diffs" "$work/regress.diffs"
 
 es_log "isolation specs"
 run_make "$work/isolation.log" "$PORT_PRELOAD" installcheck REGRESS= TAP_TESTS=
@@ -87,7 +89,7 @@ es_log "TAP tests"
 run_make "$work/tap.log" "$PORT_PRELOAD" installcheck REGRESS= ISOLATION=
 count_prove "$work/tap.log"
 
-for diffs in "$src"/regression.diffs "$src"/test/isolation/output/regression.diffs; do
+for diffs in "$work"/regress.diffs "$src"/regression.diffs "$src"/test/isolation/output/regression.diffs; do
   [ -s "$diffs" ] && { echo "---- $diffs"; cat "$diffs"; }
 done
 if grep -qE '^test/t/.*\.pl \.+ (Failed|Dubious)' "$work/tap.log"; then

@@ -32,6 +32,7 @@ our @EXPORT = qw(
   start_command finish_command start_psql_script
   kill_postmaster_and_children
   start_hlc_streams wait_for_hlc_streams finish_hlc_streams take_hlc_values
+  check_new_hlc_values
   hlc_status hlc_max hlc_min);
 
 # --- nodes ----------------------------------------------------------------
@@ -719,6 +720,23 @@ sub take_hlc_values
 	  if grep { $_ != 0 } @{ $sum->{status} };
 	die 'take_hlc_values: a client missed values'
 	  if grep { $_ != $rows } @{ $sum->{per_client} };
+	return $sum;
+}
+
+# Four sessions of $node at once take 20,000 values each (two of hlc_now(),
+# two of unique_timestamp()): all of them must exceed $max_seen, every
+# value received before, and each session's must strictly increase.  Two
+# tests, named after $what.  Returns the summary of finish_hlc_streams.
+sub check_new_hlc_values
+{
+	my ($node, $what, $max_seen) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my $sum = take_hlc_values($node, 4, 20_000, unique => 2);
+	cmp_ok($sum->{min}, '>', $max_seen,
+		"$what: 80000 new values from 4 sessions all exceed every value received before"
+	);
+	is($sum->{not_increasing}, 0,
+		"$what: each session's values strictly increase");
 	return $sum;
 }
 
