@@ -465,8 +465,106 @@ CREATE FUNCTION event_stats.hlc_status(
     OUT drift interval,
     OUT high_water_mark event_stats.hlc,
     OUT backward_steps bigint,
-    OUT refused_observations bigint)
+    OUT refused_observations bigint,
+    OUT horizon event_stats.hlc,
+    OUT horizon_lag interval,
+    OUT horizon_holder_pid integer,
+    OUT horizon_holder_xid xid)
     RETURNS record AS 'MODULE_PATHNAME', 'es_hlc_status'
     LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION event_stats.hlc_status() IS
-    'The last value handed out, the wall clock, how far the clock runs ahead of it, the persisted ceiling, and counts of backward wall-clock steps and refused observations';
+    'The last value handed out, the wall clock, how far the clock runs ahead of it, the persisted ceiling, counts of backward wall-clock steps and refused observations, and the closed timestamp: how far it lags the clock and the session (pid) or prepared transaction (xid) holding it back';
+
+--------------------------------------------------------------------------
+-- The closed timestamp, for change feeds that never miss a late commit.
+-- Protocol: horizon := hlc_horizon(); then, in a snapshot taken after
+-- that, read the rows with last_modified in (since, horizon]; the next
+-- poll uses since := horizon.  Every transaction that took a value at or
+-- below the horizon has committed (so the snapshot sees its rows) or
+-- aborted, and no such value is handed out again, so no row is missed and
+-- none is read twice.  It covers values written by the transaction that
+-- took them.
+--------------------------------------------------------------------------
+
+CREATE FUNCTION event_stats.hlc_horizon()
+    RETURNS event_stats.hlc AS 'MODULE_PATHNAME', 'es_hlc_horizon'
+    LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION event_stats.hlc_horizon() IS
+    'The closed timestamp: every transaction that took a clock value at or below it has committed or aborted, and no such value will be handed out again';
+
+-- The newest timestamp that a horizon closes: a unique_timestamp() value T
+-- is the clock value T/4095.
+CREATE FUNCTION event_stats.hlc_closed_timestamp(event_stats.hlc)
+    RETURNS timestamptz
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    RETURN CASE WHEN event_stats.hlc_logical($1) = 4095
+                THEN event_stats.hlc_physical($1)
+                ELSE event_stats.hlc_physical($1) - interval '1 microsecond' END;
+COMMENT ON FUNCTION event_stats.hlc_closed_timestamp(event_stats.hlc) IS
+    'The newest unique_timestamp() value at or below an hlc: the bound for timestamptz columns';
+
+CREATE FUNCTION event_stats.changes_since(
+    rows_of anyelement,
+    since event_stats.hlc,
+    column_name name DEFAULT 'last_modified')
+    RETURNS TABLE (horizon event_stats.hlc, change anyelement)
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+AS $$
+DECLARE
+    tbl regclass;
+    coltype regtype;
+    lo_hlc event_stats.hlc := coalesce(since, 0::bigint::event_stats.hlc);
+    n bigint;
+BEGIN
+    SELECT t.typrelid::regclass INTO tbl
+      FROM pg_catalog.pg_type t
+     WHERE t.oid = pg_catalog.pg_typeof(rows_of) AND t.typrelid <> 0;
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'changes_since() needs a row of a table, such as NULL::my_table'
+            USING ERRCODE = 'wrong_object_type';
+    END IF;
+    SELECT a.atttypid::regtype INTO coltype
+      FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = tbl AND a.attname = column_name
+       AND a.attnum > 0 AND NOT a.attisdropped;
+    IF coltype IS NULL THEN
+        RAISE EXCEPTION 'column "%" of relation % does not exist', column_name, tbl
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    IF coltype NOT IN ('event_stats.hlc'::regtype, 'timestamptz'::regtype) THEN
+        RAISE EXCEPTION 'column "%" of relation % is of type %', column_name, tbl, coltype
+            USING ERRCODE = 'datatype_mismatch',
+                  HINT = 'changes_since() reads event_stats.hlc columns and timestamptz columns filled by event_stats.unique_timestamp().';
+    END IF;
+    -- The rows are read by the next statement, with a snapshot taken after
+    -- the horizon; a transaction snapshot is older than the horizon.
+    IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'changes_since() must run in a READ COMMITTED transaction'
+            USING ERRCODE = 'active_sql_transaction',
+                  DETAIL = 'A ' || pg_catalog.upper(pg_catalog.current_setting('transaction_isolation'))
+                           || ' snapshot can predate the horizon and miss rows committed in between.',
+                  HINT = 'Poll in READ COMMITTED, or read hlc_horizon() in one transaction and the rows in the next.';
+    END IF;
+
+    horizon := event_stats.hlc_horizon();
+    IF coltype = 'event_stats.hlc'::regtype THEN
+        RETURN QUERY EXECUTE pg_catalog.format(
+            'SELECT $1, t FROM %s t WHERE %I OPERATOR(event_stats.>) $2 AND %I OPERATOR(event_stats.<=) $1 ORDER BY %I USING OPERATOR(event_stats.<)',
+            tbl, column_name, column_name, column_name)
+            USING horizon, lo_hlc;
+    ELSE
+        RETURN QUERY EXECUTE pg_catalog.format(
+            'SELECT $1, t FROM %s t WHERE %I > $2 AND %I <= $3 ORDER BY %I',
+            tbl, column_name, column_name, column_name)
+            USING horizon, event_stats.hlc_closed_timestamp(lo_hlc),
+                  event_stats.hlc_closed_timestamp(horizon);
+    END IF;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n = 0 THEN
+        change := NULL;
+        RETURN NEXT;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION event_stats.changes_since(anyelement, event_stats.hlc, name) IS
+    'One poll of a change feed: the rows of the table of rows_of (e.g. NULL::my_table) whose column is in (since, horizon], in order, each with the horizon to use as the next since (one row with a NULL change when there are none); READ COMMITTED only';

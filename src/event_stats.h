@@ -23,8 +23,10 @@
  *						memory: the hot path and the persisted window
  *	 hlc_persist.c		where the window is persisted: the state file and
  *						the WAL record that carries it to standbys
+ *	 hlc_horizon.c		the closed timestamp: which transactions hold
+ *						values that may still commit
  *	 hlc_api.c			SQL-callable hlc_now(), hlc_observe(),
- *						unique_timestamp(), hlc_status()
+ *						unique_timestamp(), hlc_horizon(), hlc_status()
  *
  *-------------------------------------------------------------------------
  */
@@ -154,15 +156,48 @@ typedef struct HlcStatus
 
 extern void hlc_clock_status(HlcStatus *status);
 extern void hlc_clock_raise_persisted(Hlc ceiling);
+extern Hlc	hlc_clock_last(void);
+extern bool hlc_clock_usable(void);
+extern void hlc_clock_require_usable(void);
+extern void hlc_clock_log_prepared_hold(TransactionId xid, Hlc holds);
+extern void hlc_clock_redo_prepared_hold(TransactionId xid, Hlc holds);
 extern int	hlc_max_drift_ms;
+
+/* a prepared transaction that took clock values: the horizon stays below */
+typedef struct HlcPreparedHold
+{
+	TransactionId xid;
+	Hlc			holds;			/* below every value it took */
+} HlcPreparedHold;
 
 /* hlc_persist.c */
 #define HLC_STATE_FILE		"event_stats_hlc"
 
 extern void hlc_persist_register_rmgr(void);
-extern bool hlc_persist_read(Hlc *ceiling);
+extern bool hlc_persist_read(Hlc *ceiling, HlcPreparedHold *holds,
+							 int *nholds, int maxholds);
 extern void hlc_persist_write_state_file(Hlc ceiling, int elevel);
 extern XLogRecPtr hlc_persist_window(Hlc ceiling);
+extern void hlc_persist_prepared_hold(TransactionId xid, Hlc holds, Hlc ceiling);
 extern void hlc_persist_wait_for_standbys(XLogRecPtr lsn);
+
+/* hlc_horizon.c */
+extern Size hlc_horizon_shmem_size(void);
+extern void hlc_horizon_shmem_init(const HlcPreparedHold *holds, int nholds);
+extern void hlc_horizon_register_callbacks(void);
+extern bool hlc_horizon_hold(Hlc below);
+extern void hlc_horizon_tighten(Hlc value);
+extern int	hlc_horizon_max_prepared(void);
+extern int	hlc_horizon_copy_prepared(HlcPreparedHold *holds, int maxholds);
+extern void hlc_horizon_add_prepared(TransactionId xid, Hlc holds);
+
+typedef struct HlcHorizon
+{
+	Hlc			horizon;
+	int			holder_pid;		/* 0: none, or a prepared transaction */
+	TransactionId holder_xid;	/* the prepared transaction, if one */
+} HlcHorizon;
+
+extern void hlc_horizon_compute(HlcHorizon *result);
 
 #endif							/* EVENT_STATS_H */

@@ -2,16 +2,17 @@
  *
  * hlc_api.c
  *	  SQL-callable functions of the hybrid logical clock: hlc_now(),
- *	  hlc_observe(), unique_timestamp() and hlc_status().
+ *	  hlc_observe(), unique_timestamp(), hlc_horizon() and hlc_status().
  *
- * The clock itself, and its locking rules, are in hlc_clock.c.  No state
- * of its own.
+ * The clock itself, and its locking rules, are in hlc_clock.c; the closed
+ * timestamp in hlc_horizon.c.  No state of its own.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/transam.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/timestamp.h"
@@ -21,6 +22,7 @@
 PG_FUNCTION_INFO_V1(es_hlc_now);
 PG_FUNCTION_INFO_V1(es_hlc_observe);
 PG_FUNCTION_INFO_V1(es_unique_timestamp);
+PG_FUNCTION_INFO_V1(es_hlc_horizon);
 PG_FUNCTION_INFO_V1(es_hlc_status);
 
 Datum
@@ -67,14 +69,38 @@ es_unique_timestamp(PG_FUNCTION_ARGS)
 	PG_RETURN_TIMESTAMPTZ(hlc_physical_timestamptz(hlc_clock_tick(0, true)));
 }
 
+/*
+ * The closed timestamp.  Every transaction that took a value at or below
+ * it has committed or aborted, and no such value will be handed out again;
+ * read it before taking the snapshot that reads the rows.
+ */
+Datum
+es_hlc_horizon(PG_FUNCTION_ARGS)
+{
+	HlcHorizon	horizon;
+
+	es_require_preload();
+	hlc_horizon_compute(&horizon);
+	PG_RETURN_HLC(horizon.horizon);
+}
+
+static Interval *
+interval_from_us(int64 us)
+{
+	Interval   *result = palloc0(sizeof(Interval));
+
+	result->time = us;
+	return result;
+}
+
 Datum
 es_hlc_status(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
 	HlcStatus	status;
-	Datum		values[6];
-	bool		nulls[6] = {0};
-	Interval   *drift = palloc0(sizeof(Interval));
+	HlcHorizon	horizon;
+	Datum		values[10];
+	bool		nulls[10] = {0};
 	int64		ahead_us;
 
 	es_require_preload();
@@ -83,14 +109,28 @@ es_hlc_status(PG_FUNCTION_ARGS)
 
 	hlc_clock_status(&status);
 	ahead_us = (int64) HlcPhysical(status.current) - (int64) status.wall_us;
-	drift->time = Max(ahead_us, 0);
 
 	values[0] = HlcGetDatum(status.current);
 	values[1] = TimestampTzGetDatum((TimestampTz) status.wall_us -
 									HLC_UNIX_TO_PG_EPOCH_US);
-	values[2] = IntervalPGetDatum(drift);
+	values[2] = IntervalPGetDatum(interval_from_us(Max(ahead_us, 0)));
 	values[3] = HlcGetDatum(status.high_water_mark);
 	values[4] = Int64GetDatum((int64) status.backward_steps);
 	values[5] = Int64GetDatum((int64) status.refused_observations);
+
+	/* no horizon where no value can be taken: a standby, a lost state */
+	if (hlc_clock_usable())
+	{
+		hlc_horizon_compute(&horizon);
+		values[6] = HlcGetDatum(horizon.horizon);
+		values[7] = IntervalPGetDatum(interval_from_us(
+			(int64) HlcPhysical(hlc_clock_last()) - (int64) HlcPhysical(horizon.horizon)));
+		values[8] = Int32GetDatum(horizon.holder_pid);
+		nulls[8] = horizon.holder_pid == 0;
+		values[9] = TransactionIdGetDatum(horizon.holder_xid);
+		nulls[9] = !TransactionIdIsValid(horizon.holder_xid);
+	}
+	else
+		nulls[6] = nulls[7] = nulls[8] = nulls[9] = true;
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

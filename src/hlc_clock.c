@@ -53,7 +53,8 @@
  *	  swap to the maximum.  Read without a lock: it never goes down, so a
  *	  stale read only sends a backend to the slow path.
  *	- written, written_lsn, state_lost: only with window_lock held
- *	  exclusively.  written is the highest ceiling made durable locally;
+ *	  exclusively; so are writes of the state file, which also carries the
+ *	  holds of prepared transactions (hlc_horizon.c).  written is the highest ceiling made durable locally;
  *	  it runs ahead of persisted while its writer waits for synchronous
  *	  standbys, which it does without the lock so that it can be cancelled.
  *	- wall_high, backward_steps, refused_observations: atomics.
@@ -137,7 +138,9 @@ hlc_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(HlcShared)));
-	RequestNamedLWLockTranche("event_stats_hlc", 1);
+	RequestAddinShmemSpace(hlc_horizon_shmem_size());
+	/* the window lock, and hlc_horizon.c's lock of prepared holds */
+	RequestNamedLWLockTranche("event_stats_hlc", 2);
 }
 
 /*
@@ -159,8 +162,14 @@ hlc_shmem_startup(void)
 	if (!found)
 	{
 		Hlc			ceiling = 0;
+		int			maxholds = hlc_horizon_max_prepared();
+		HlcPreparedHold *holds = palloc(Max(maxholds, 1) * sizeof(HlcPreparedHold));
+		int			nholds = 0;
 
-		hlc_shared->state_lost = !hlc_persist_read(&ceiling);
+		hlc_shared->state_lost = !hlc_persist_read(&ceiling, holds, &nholds,
+												   maxholds);
+		hlc_horizon_shmem_init(holds, nholds);
+		pfree(holds);
 		hlc_shared->written = ceiling;
 		hlc_shared->written_lsn = InvalidXLogRecPtr;
 		pg_atomic_init_u64(&hlc_shared->last, ceiling);
@@ -226,8 +235,15 @@ hlc_read_wall_clock(void)
 	return wall;
 }
 
-static void
-hlc_require_usable(void)
+/* Can this server hand out values now? */
+bool
+hlc_clock_usable(void)
+{
+	return !RecoveryInProgress() && !hlc_shared->state_lost;
+}
+
+void
+hlc_clock_require_usable(void)
 {
 	if (RecoveryInProgress())
 		ereport(ERROR,
@@ -328,9 +344,13 @@ hlc_clock_tick(Hlc after, bool whole_microsecond)
 	Hlc			next;
 	Hlc			persisted;
 
-	hlc_require_usable();
+	bool		first_hold;
+
+	hlc_clock_require_usable();
 	wall = hlc_read_wall_clock();
 	last = pg_atomic_read_u64(&hlc_shared->last);
+	/* the closed timestamp stays below this transaction's values */
+	first_hold = hlc_horizon_hold(last);
 	for (;;)
 	{
 		next = hlc_next_value(last, wall, after, whole_microsecond);
@@ -344,6 +364,8 @@ hlc_clock_tick(Hlc after, bool whole_microsecond)
 		if (pg_atomic_compare_exchange_u64(&hlc_shared->last, &last, next))
 			break;
 	}
+	if (unlikely(first_hold))
+		hlc_horizon_tighten(next);
 
 	/* next < persisted here */
 	if (unlikely(persisted - next <= HLC_WINDOW / 2))
@@ -366,6 +388,12 @@ void
 hlc_count_refused_observation(void)
 {
 	pg_atomic_fetch_add_u64(&hlc_shared->refused_observations, 1);
+}
+
+Hlc
+hlc_clock_last(void)
+{
+	return pg_atomic_read_u64(&hlc_shared->last);
 }
 
 void
@@ -401,5 +429,28 @@ hlc_clock_raise_persisted(Hlc ceiling)
 		pg_atomic_write_u64(&hlc_shared->persisted, ceiling);
 	if (ceiling > pg_atomic_read_u64(&hlc_shared->last))
 		pg_atomic_write_u64(&hlc_shared->last, ceiling);
+	LWLockRelease(hlc_window_lock);
+}
+
+/*
+ * A transaction being prepared holds values: record the hold durably, with
+ * the window lock that serialises writes of the state file.
+ */
+void
+hlc_clock_log_prepared_hold(TransactionId xid, Hlc holds)
+{
+	LWLockAcquire(hlc_window_lock, LW_EXCLUSIVE);
+	hlc_horizon_add_prepared(xid, holds);
+	hlc_persist_prepared_hold(xid, holds, hlc_shared->written);
+	LWLockRelease(hlc_window_lock);
+}
+
+/* Redo of a prepared transaction's hold, in the startup process. */
+void
+hlc_clock_redo_prepared_hold(TransactionId xid, Hlc holds)
+{
+	LWLockAcquire(hlc_window_lock, LW_EXCLUSIVE);
+	hlc_horizon_add_prepared(xid, holds);
+	hlc_persist_write_state_file(hlc_shared->written, ERROR);
 	LWLockRelease(hlc_window_lock);
 }

@@ -1,14 +1,15 @@
 /*-------------------------------------------------------------------------
  *
  * hlc_persist.c
- *	  Where the clock's ceiling is made durable: the state file, and the WAL
- *	  record that carries it to standbys.
+ *	  Where the clock's ceiling, and the holds of prepared transactions on
+ *	  the closed timestamp (hlc_horizon.c), are made durable: the state
+ *	  file, and the WAL records that carry them to standbys.
  *
- * Every ceiling is written to both places because neither is enough alone.
+ * Every change is written to both places because neither is enough alone.
  * WAL reaches standbys, but crash recovery replays it only from the last
  * checkpoint, and PostgreSQL 15 gives extensions no hook to put anything in
  * a checkpoint.  The state file ($PGDATA/event_stats_hlc, replaced with
- * durable_rename, so it is always either the old or the new ceiling)
+ * durable_rename, so it is always either the old or the new state)
  * survives checkpoints and is copied by base backups; the WAL records
  * after a backup's start bring the copy up to date, and redo on a standby
  * writes the standby's own file.
@@ -51,24 +52,39 @@
 
 #define EVENT_STATS_RMGR_ID		RM_EXPERIMENTAL_ID
 
-/* the only record type: the clock's new ceiling */
+/* record types: the clock's new ceiling; a prepared transaction's hold */
 #define XLOG_HLC_CEILING		0x00
+#define XLOG_HLC_PREPARED_HOLD	0x10
 
 typedef struct xl_hlc_ceiling
 {
 	Hlc			ceiling;
 } xl_hlc_ceiling;
 
-#define HLC_STATE_TEMP_FILE		"pgsql_tmp_" HLC_STATE_FILE
-#define HLC_STATE_MAGIC			0x484C4331	/* "HLC1" */
+typedef struct xl_hlc_prepared_hold
+{
+	TransactionId xid;
+	Hlc			holds;
+} xl_hlc_prepared_hold;
 
-typedef struct HlcStateFile
+#define HLC_STATE_TEMP_FILE		"pgsql_tmp_" HLC_STATE_FILE
+#define HLC_STATE_MAGIC			0x484C4332	/* "HLC2" */
+
+/*
+ * The state file: the ceiling, the holds of prepared transactions
+ * (hlc_horizon.c), and a CRC of everything before it.
+ */
+typedef struct HlcStateHeader
 {
 	uint32		magic;
-	uint32		size;
+	uint32		size;			/* of the whole file */
 	Hlc			ceiling;
-	pg_crc32c	crc;			/* of the fields above */
-} HlcStateFile;
+	uint32		nprepared;
+	uint32		padding;
+} HlcStateHeader;
+
+#define HLC_STATE_SIZE(n) \
+	(sizeof(HlcStateHeader) + (n) * sizeof(HlcPreparedHold) + sizeof(pg_crc32c))
 
 static void hlc_redo(XLogReaderState *record);
 static void hlc_desc(StringInfo buf, XLogReaderState *record);
@@ -88,29 +104,45 @@ hlc_persist_register_rmgr(void)
 }
 
 static pg_crc32c
-hlc_state_crc(const HlcStateFile *state)
+hlc_state_crc(const char *buf, size_t len)
 {
 	pg_crc32c	crc;
 
 	INIT_CRC32C(crc);
-	COMP_CRC32C(crc, state, offsetof(HlcStateFile, crc));
+	COMP_CRC32C(crc, buf, len);
 	FIN_CRC32C(crc);
 	return crc;
 }
 
+static void
+hlc_report_corrupt_state(const char *detail)
+{
+	ereport(WARNING,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("hybrid logical clock state file \"%s\" is corrupt",
+					HLC_STATE_FILE),
+			 errdetail("%s The clock hands out no values until the file is restored or removed.",
+					   detail)));
+}
+
 /*
- * Read the ceiling from the state file: 0 when there is none (a new
- * server).  False, with a WARNING in the log, when it cannot be read or is
- * corrupt.
+ * Read the state file: the ceiling (0 when there is no file: a new server)
+ * and up to maxholds holds of prepared transactions.  False, with a
+ * WARNING in the log, when it cannot be read or is corrupt.
  */
 bool
-hlc_persist_read(Hlc *ceiling)
+hlc_persist_read(Hlc *ceiling, HlcPreparedHold *holds, int *nholds,
+				 int maxholds)
 {
-	HlcStateFile state;
+	size_t		maxsize = HLC_STATE_SIZE(maxholds);
+	char	   *buf = palloc(maxsize + 1);
+	HlcStateHeader header;
 	int			fd;
 	int			nread;
+	pg_crc32c	crc;
 
 	*ceiling = 0;
+	*nholds = 0;
 	fd = OpenTransientFile(HLC_STATE_FILE, O_RDONLY | PG_BINARY);
 	if (fd < 0 && errno == ENOENT)
 		return true;
@@ -121,38 +153,62 @@ hlc_persist_read(Hlc *ceiling)
 				 errmsg("could not open file \"%s\": %m", HLC_STATE_FILE)));
 		return false;
 	}
-	nread = read(fd, &state, sizeof(state));
+	nread = read(fd, buf, maxsize + 1);
 	CloseTransientFile(fd);
-	if (nread != sizeof(state) || state.magic != HLC_STATE_MAGIC ||
-		state.size != sizeof(state) ||
-		!EQ_CRC32C(state.crc, hlc_state_crc(&state)))
+	if (nread < (int) HLC_STATE_SIZE(0))
 	{
-		ereport(WARNING,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("hybrid logical clock state file \"%s\" is corrupt",
-						HLC_STATE_FILE),
-				 errdetail("The clock hands out no values until the file is restored or removed.")));
+		hlc_report_corrupt_state("The file is too short.");
 		return false;
 	}
-	*ceiling = state.ceiling;
+	memcpy(&header, buf, sizeof(header));
+	if (header.magic != HLC_STATE_MAGIC || header.size != (uint32) nread ||
+		HLC_STATE_SIZE(header.nprepared) != (size_t) nread)
+	{
+		hlc_report_corrupt_state(header.size == (uint32) nread &&
+								 header.nprepared > (uint32) maxholds ?
+								 "It holds more prepared transactions than max_prepared_transactions allows." :
+								 "Its header is not valid.");
+		return false;
+	}
+	memcpy(&crc, buf + nread - sizeof(crc), sizeof(crc));
+	if (!EQ_CRC32C(crc, hlc_state_crc(buf, nread - sizeof(crc))))
+	{
+		hlc_report_corrupt_state("Its checksum does not match.");
+		return false;
+	}
+	*ceiling = header.ceiling;
+	*nholds = header.nprepared;
+	memcpy(holds, buf + sizeof(header), header.nprepared * sizeof(HlcPreparedHold));
+	pfree(buf);
 	return true;
 }
 
 /*
- * Replace the state file.  With elevel below ERROR (at shutdown), a failure
- * is logged and the old file, whose ceiling is higher, stays.
+ * Replace the state file with the ceiling and the current holds of prepared
+ * transactions.  Callers hold the clock's window lock (or are alone: the
+ * postmaster at shutdown).  With elevel below ERROR (at shutdown), a
+ * failure is logged and the old file, whose ceiling is higher, stays.
  */
 void
 hlc_persist_write_state_file(Hlc ceiling, int elevel)
 {
-	HlcStateFile state;
+	int			maxholds = hlc_horizon_max_prepared();
+	HlcPreparedHold *holds = palloc(Max(maxholds, 1) * sizeof(HlcPreparedHold));
+	int			nholds = hlc_horizon_copy_prepared(holds, maxholds);
+	size_t		size = HLC_STATE_SIZE(nholds);
+	char	   *buf = palloc0(size);
+	HlcStateHeader header = {0};
+	pg_crc32c	crc;
 	int			fd;
 
-	memset(&state, 0, sizeof(state));
-	state.magic = HLC_STATE_MAGIC;
-	state.size = sizeof(state);
-	state.ceiling = ceiling;
-	state.crc = hlc_state_crc(&state);
+	header.magic = HLC_STATE_MAGIC;
+	header.size = size;
+	header.ceiling = ceiling;
+	header.nprepared = nholds;
+	memcpy(buf, &header, sizeof(header));
+	memcpy(buf + sizeof(header), holds, nholds * sizeof(HlcPreparedHold));
+	crc = hlc_state_crc(buf, size - sizeof(crc));
+	memcpy(buf + size - sizeof(crc), &crc, sizeof(crc));
 
 	fd = OpenTransientFile(HLC_STATE_TEMP_FILE,
 						   O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY);
@@ -165,7 +221,7 @@ hlc_persist_write_state_file(Hlc ceiling, int elevel)
 		return;
 	}
 	errno = 0;
-	if (write(fd, &state, sizeof(state)) != sizeof(state))
+	if (write(fd, buf, size) != (ssize_t) size)
 	{
 		int			save_errno = errno;
 
@@ -187,6 +243,8 @@ hlc_persist_write_state_file(Hlc ceiling, int elevel)
 	}
 	/* fsyncs the file, renames it, fsyncs the directory */
 	(void) durable_rename(HLC_STATE_TEMP_FILE, HLC_STATE_FILE, elevel);
+	pfree(buf);
+	pfree(holds);
 }
 
 /*
@@ -207,6 +265,28 @@ hlc_persist_window(Hlc ceiling)
 	hlc_persist_write_state_file(ceiling, ERROR);
 	XLogFlush(lsn);
 	return lsn;
+}
+
+/*
+ * Make a prepared transaction's hold durable on this server: WAL record,
+ * state file (with every hold, and the ceiling given), WAL flushed.  The
+ * PREPARE record follows, and a synchronous standby confirms it, and so
+ * this record, before PREPARE returns.
+ */
+void
+hlc_persist_prepared_hold(TransactionId xid, Hlc holds, Hlc ceiling)
+{
+	xl_hlc_prepared_hold rec;
+	XLogRecPtr	lsn;
+
+	rec.xid = xid;
+	rec.holds = holds;
+	XLogBeginInsert();
+	XLogRegisterData((char *) &rec, sizeof(rec));
+	lsn = XLogInsert(EVENT_STATS_RMGR_ID, XLOG_HLC_PREPARED_HOLD);
+
+	hlc_persist_write_state_file(ceiling, ERROR);
+	XLogFlush(lsn);
 }
 
 static bool
@@ -250,27 +330,56 @@ static void
 hlc_redo(XLogReaderState *record)
 {
 	uint8		info = XLogRecGetInfo(record) & ~XLR_INFO_MASK;
-	xl_hlc_ceiling rec;
 
-	if (info != XLOG_HLC_CEILING)
+	if (info == XLOG_HLC_CEILING)
+	{
+		xl_hlc_ceiling rec;
+
+		memcpy(&rec, XLogRecGetData(record), sizeof(rec));
+		hlc_clock_raise_persisted(rec.ceiling);
+	}
+	else if (info == XLOG_HLC_PREPARED_HOLD)
+	{
+		xl_hlc_prepared_hold rec;
+
+		memcpy(&rec, XLogRecGetData(record), sizeof(rec));
+		hlc_clock_redo_prepared_hold(rec.xid, rec.holds);
+	}
+	else
 		elog(PANIC, "event_stats redo: unknown op code %u", info);
-	memcpy(&rec, XLogRecGetData(record), sizeof(rec));
-	hlc_clock_raise_persisted(rec.ceiling);
 }
 
 static void
 hlc_desc(StringInfo buf, XLogReaderState *record)
 {
-	xl_hlc_ceiling rec;
+	uint8		info = XLogRecGetInfo(record) & ~XLR_INFO_MASK;
 
-	memcpy(&rec, XLogRecGetData(record), sizeof(rec));
-	appendStringInfo(buf, "ceiling %s", hlc_to_cstring(rec.ceiling));
+	if (info == XLOG_HLC_CEILING)
+	{
+		xl_hlc_ceiling rec;
+
+		memcpy(&rec, XLogRecGetData(record), sizeof(rec));
+		appendStringInfo(buf, "ceiling %s", hlc_to_cstring(rec.ceiling));
+	}
+	else if (info == XLOG_HLC_PREPARED_HOLD)
+	{
+		xl_hlc_prepared_hold rec;
+
+		memcpy(&rec, XLogRecGetData(record), sizeof(rec));
+		appendStringInfo(buf, "xid %u holds %s", rec.xid,
+						 hlc_to_cstring(rec.holds));
+	}
 }
 
 static const char *
 hlc_identify(uint8 info)
 {
-	if ((info & ~XLR_INFO_MASK) == XLOG_HLC_CEILING)
-		return "HLC_CEILING";
+	switch (info & ~XLR_INFO_MASK)
+	{
+		case XLOG_HLC_CEILING:
+			return "HLC_CEILING";
+		case XLOG_HLC_PREPARED_HOLD:
+			return "HLC_PREPARED_HOLD";
+	}
 	return NULL;
 }

@@ -39,6 +39,7 @@ _PG_init(void)
 	pending_register_callbacks();
 	tracking_register_hooks();
 	hlc_clock_init();
+	hlc_horizon_register_callbacks();
 }
 
 /*

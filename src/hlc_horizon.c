@@ -1,0 +1,345 @@
+/*-------------------------------------------------------------------------
+ *
+ * hlc_horizon.c
+ *	  The closed timestamp: the highest clock value at or below which every
+ *	  transaction that took a value has committed or aborted, and no value
+ *	  will be handed out again.
+ *
+ * Each backend has a hold slot in shared memory.  Before a transaction's
+ * first value is taken, the backend stores in its slot the clock's last
+ * value, which is below every value the transaction will get; once the
+ * compare-and-swap has given it its value v, it tightens the slot to v - 1.
+ * The slot is cleared in the XACT_EVENT_COMMIT / ABORT callback, which runs
+ * after the transaction has become visible to new snapshots (or has gone).
+ * The horizon is
+ *
+ *		min(the clock's last value, every slot, every prepared hold)
+ *
+ * read in that order.  Why that is safe: a backend stores its slot before
+ * its compare-and-swap (a full barrier), so a reader that sees the clock at
+ * or past v also sees the slot; a reader that sees the clock below v
+ * computes a horizon below v anyway.  And every later value is above the
+ * clock's last value, so none can fall at or below the horizon.
+ *
+ * A prepared transaction outlives its backend, and crashes and restarts:
+ * at PRE_PREPARE its hold moves into a table of prepared holds that is
+ * written to the clock's state file and logged in WAL (hlc_persist.c)
+ * before the PREPARE record.  Whoever finishes the transaction, an entry is
+ * dropped once the transaction is no longer in progress (checked when the
+ * horizon is computed and when an entry is added).
+ *
+ * A parallel worker's values belong to its leader's transaction: it holds
+ * in the leader's slot, which it lowers with compare-and-swap, never
+ * raises; the leader clears the slot at its own transaction end.
+ *
+ * Locking rules (HorizonShared, in shared memory):
+ *	- slots[i]: written by backend i (BackendId i + 1) with plain atomic
+ *	  stores, and by its parallel workers with compare-and-swap to a lower
+ *	  value while the leader is in parallel mode; read by anyone, without a
+ *	  lock.  HLC_MAX means "holds nothing".
+ *	- prepared[], nprepared: with prepared_lock; nprepared is also an atomic
+ *	  so that a horizon with no prepared holds takes no lock.  Writers of
+ *	  the state file hold the clock's window lock first (hlc_clock.c).
+ * The clock's hot path never takes prepared_lock.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/parallel.h"
+#include "access/transam.h"
+#include "access/twophase.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "miscadmin.h"
+#include "port/atomics.h"
+#include "storage/backendid.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
+#include "storage/shmem.h"
+
+#include "event_stats.h"
+
+typedef union HorizonSlot
+{
+	struct
+	{
+		pg_atomic_uint64 holds; /* below every value of the transaction */
+		int			pid;		/* who holds it, for hlc_status() */
+	}			s;
+	char		pad[PG_CACHE_LINE_SIZE];	/* one slot per cache line */
+} HorizonSlot;
+
+typedef struct HorizonShared
+{
+	pg_atomic_uint32 nprepared; /* copy of the count below, for readers */
+	int			count;			/* prepared holds in use (prepared_lock) */
+	HlcPreparedHold prepared[FLEXIBLE_ARRAY_MEMBER];	/* max_prepared_xacts */
+} HorizonShared;
+
+/* set in the postmaster at shared memory start-up, inherited by children */
+static HorizonShared *horizon = NULL;
+static HorizonSlot *horizon_slots = NULL;
+static LWLock *prepared_lock = NULL;
+
+/* this backend's transaction has stored its hold */
+static bool xact_holds = false;
+
+int
+hlc_horizon_max_prepared(void)
+{
+	return max_prepared_xacts;
+}
+
+Size
+hlc_horizon_shmem_size(void)
+{
+	Size		size;
+
+	size = add_size(offsetof(HorizonShared, prepared),
+					mul_size(Max(max_prepared_xacts, 1), sizeof(HlcPreparedHold)));
+	size = add_size(MAXALIGN(size), mul_size(MaxBackends, sizeof(HorizonSlot)));
+	return add_size(size, PG_CACHE_LINE_SIZE);
+}
+
+/* Called with AddinShmemInitLock held, by the clock's start-up hook. */
+void
+hlc_horizon_shmem_init(const HlcPreparedHold *holds, int nholds)
+{
+	bool		found;
+	Size		head = MAXALIGN(offsetof(HorizonShared, prepared) +
+								Max(max_prepared_xacts, 1) * sizeof(HlcPreparedHold));
+
+	horizon = ShmemInitStruct("event_stats hlc horizon",
+							  hlc_horizon_shmem_size(), &found);
+	horizon_slots = (HorizonSlot *) TYPEALIGN(PG_CACHE_LINE_SIZE,
+											  (char *) horizon + head);
+	prepared_lock = &(GetNamedLWLockTranche("event_stats_hlc"))[1].lock;
+	if (found)
+		return;
+
+	for (int i = 0; i < MaxBackends; i++)
+	{
+		pg_atomic_init_u64(&horizon_slots[i].s.holds, HLC_MAX);
+		horizon_slots[i].s.pid = 0;
+	}
+	horizon->count = Min(nholds, max_prepared_xacts);
+	memcpy(horizon->prepared, holds, horizon->count * sizeof(HlcPreparedHold));
+	pg_atomic_init_u32(&horizon->nprepared, horizon->count);
+}
+
+static HorizonSlot *
+my_slot(void)
+{
+	BackendId	id = IsParallelWorker() ? ParallelLeaderBackendId : MyBackendId;
+
+	if (id == InvalidBackendId || id > MaxBackends)
+		elog(ERROR, "backend %d has no hybrid logical clock hold slot", id);
+	return &horizon_slots[id - 1];
+}
+
+/*
+ * Before the clock moves for a value of this transaction: below is the
+ * clock's last value, so every value the transaction takes is above it.
+ * True if this is the transaction's first hold (see hlc_horizon_tighten).
+ */
+bool
+hlc_horizon_hold(Hlc below)
+{
+	HorizonSlot *slot;
+
+	if (likely(xact_holds))
+		return false;
+	slot = my_slot();
+	if (IsInParallelMode())
+	{
+		uint64		current = pg_atomic_read_u64(&slot->s.holds);
+
+		while (below < current &&
+			   !pg_atomic_compare_exchange_u64(&slot->s.holds, &current, below))
+			;
+		if (IsParallelWorker() && MyProc->lockGroupLeader != NULL)
+			slot->s.pid = MyProc->lockGroupLeader->pid;
+		else
+			slot->s.pid = MyProcPid;
+	}
+	else
+	{
+		slot->s.pid = MyProcPid;
+		pg_atomic_write_u64(&slot->s.holds, below);
+	}
+	xact_holds = true;
+	return true;
+}
+
+/* The transaction's first value is value: hold just below it. */
+void
+hlc_horizon_tighten(Hlc value)
+{
+	if (!IsInParallelMode())
+		pg_atomic_write_u64(&my_slot()->s.holds, value - 1);
+}
+
+static void
+release_my_slot(void)
+{
+	xact_holds = false;
+	if (horizon_slots == NULL || MyBackendId == InvalidBackendId ||
+		MyBackendId > MaxBackends)
+		return;
+	if (pg_atomic_read_u64(&horizon_slots[MyBackendId - 1].s.holds) != HLC_MAX)
+		pg_atomic_write_u64(&horizon_slots[MyBackendId - 1].s.holds, HLC_MAX);
+}
+
+static void
+horizon_xact_callback(XactEvent event, void *arg)
+{
+	Hlc			holds;
+
+	switch (event)
+	{
+		case XACT_EVENT_PRE_PREPARE:
+			if (horizon_slots == NULL || MyBackendId == InvalidBackendId)
+				break;
+			holds = pg_atomic_read_u64(&horizon_slots[MyBackendId - 1].s.holds);
+			if (holds != HLC_MAX && max_prepared_xacts > 0)
+				hlc_clock_log_prepared_hold(GetTopTransactionId(), holds);
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+			/* after the transaction became visible, or gone */
+			release_my_slot();
+			break;
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			/* a worker: the leader releases the slot */
+			xact_holds = false;
+			break;
+		default:
+			break;
+	}
+}
+
+void
+hlc_horizon_register_callbacks(void)
+{
+	RegisterXactCallback(horizon_xact_callback, NULL);
+}
+
+/*
+ * Is a prepared hold's transaction finished?  During recovery the proc
+ * array does not know prepared transactions yet, so only the commit log
+ * can say; a transaction it does not know as finished stays held.
+ */
+static bool
+prepared_hold_finished(TransactionId xid)
+{
+	if (TransactionIdPrecedes(xid, ShmemVariableCache->oldestClogXid))
+		return true;
+	if (!RecoveryInProgress())
+		return !TransactionIdIsInProgress(xid);
+	return TransactionIdDidCommit(xid) || TransactionIdDidAbort(xid);
+}
+
+/* Drop the holds of finished transactions; prepared_lock held exclusively. */
+static void
+prune_prepared(void)
+{
+	int			kept = 0;
+
+	for (int i = 0; i < horizon->count; i++)
+		if (!prepared_hold_finished(horizon->prepared[i].xid))
+			horizon->prepared[kept++] = horizon->prepared[i];
+	horizon->count = kept;
+	pg_atomic_write_u32(&horizon->nprepared, kept);
+}
+
+/*
+ * A transaction being prepared (or a replayed record of one) holds values.
+ * The caller holds the clock's window lock and writes the state file next.
+ */
+void
+hlc_horizon_add_prepared(TransactionId xid, Hlc holds)
+{
+	LWLockAcquire(prepared_lock, LW_EXCLUSIVE);
+	prune_prepared();
+	for (int i = 0; i < horizon->count; i++)
+	{
+		if (TransactionIdEquals(horizon->prepared[i].xid, xid))
+		{
+			horizon->prepared[i].holds = Min(horizon->prepared[i].holds, holds);
+			LWLockRelease(prepared_lock);
+			return;
+		}
+	}
+	if (horizon->count >= max_prepared_xacts)
+	{
+		LWLockRelease(prepared_lock);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("too many prepared transactions hold hybrid logical clock values"),
+				 errhint("Increase max_prepared_transactions.")));
+	}
+	horizon->prepared[horizon->count].xid = xid;
+	horizon->prepared[horizon->count].holds = holds;
+	horizon->count++;
+	pg_atomic_write_u32(&horizon->nprepared, horizon->count);
+	LWLockRelease(prepared_lock);
+}
+
+int
+hlc_horizon_copy_prepared(HlcPreparedHold *holds, int maxholds)
+{
+	int			n;
+
+	if (horizon == NULL)
+		return 0;
+	LWLockAcquire(prepared_lock, LW_SHARED);
+	n = Min(horizon->count, maxholds);
+	memcpy(holds, horizon->prepared, n * sizeof(HlcPreparedHold));
+	LWLockRelease(prepared_lock);
+	return n;
+}
+
+/*
+ * The closed timestamp, and who holds it there: a backend (pid), a
+ * prepared transaction (xid), or nobody (the clock's last value).
+ */
+void
+hlc_horizon_compute(HlcHorizon *result)
+{
+	hlc_clock_require_usable();
+	result->horizon = hlc_clock_last();
+	result->holder_pid = 0;
+	result->holder_xid = InvalidTransactionId;
+
+	/* the slots must not be read before the clock */
+	pg_read_barrier();
+	for (int i = 0; i < MaxBackends; i++)
+	{
+		Hlc			holds = pg_atomic_read_u64(&horizon_slots[i].s.holds);
+
+		if (holds < result->horizon)
+		{
+			result->horizon = holds;
+			result->holder_pid = horizon_slots[i].s.pid;
+		}
+	}
+
+	if (pg_atomic_read_u32(&horizon->nprepared) == 0)
+		return;
+	LWLockAcquire(prepared_lock, LW_EXCLUSIVE);
+	prune_prepared();
+	for (int i = 0; i < horizon->count; i++)
+	{
+		if (horizon->prepared[i].holds < result->horizon)
+		{
+			result->horizon = horizon->prepared[i].holds;
+			result->holder_pid = 0;
+			result->holder_xid = horizon->prepared[i].xid;
+		}
+	}
+	LWLockRelease(prepared_lock);
+}
