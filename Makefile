@@ -25,12 +25,13 @@ PGFILEDESC = "event_stats - sharded counters, row counts and a hybrid logical cl
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
 
 # pg_regress (sql/, expected/), against a server that preloads the library
-REGRESS = counter_api counter_xact counter_privileges tracking hlc
+REGRESS = counter_api counter_xact counter_privileges tracking hlc hlc_horizon
 
 # (no_preload runs separately, against a server without the preload)
 
 ISOLATION = counter_concurrent_increments counter_snapshot_reader counter_set_race \
-	tracking_track_during_writes tracking_untrack_race tracking_truncate_race
+	tracking_track_during_writes tracking_untrack_race tracking_truncate_race \
+	hlc_horizon_late_commit
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output
 
 TAP_TESTS = 1

@@ -513,12 +513,14 @@ AS $$
 DECLARE
     tbl regclass;
     coltype regtype;
-    lo_hlc event_stats.hlc := coalesce(since, 0::bigint::event_stats.hlc);
+    after_since text := CASE WHEN since IS NULL THEN 'true' ELSE '%1$I > $2' END;
     n bigint;
 BEGIN
-    SELECT t.typrelid::regclass INTO tbl
+    SELECT c.oid::regclass INTO tbl
       FROM pg_catalog.pg_type t
-     WHERE t.oid = pg_catalog.pg_typeof(rows_of) AND t.typrelid <> 0;
+      JOIN pg_catalog.pg_class c ON c.oid = t.typrelid
+     WHERE t.oid = pg_catalog.pg_typeof(rows_of)
+       AND c.relkind IN ('r', 'p', 'v', 'm', 'f');
     IF tbl IS NULL THEN
         RAISE EXCEPTION 'changes_since() needs a row of a table, such as NULL::my_table'
             USING ERRCODE = 'wrong_object_type';
@@ -547,16 +549,18 @@ BEGIN
     END IF;
 
     horizon := event_stats.hlc_horizon();
+    -- since NULL: from the beginning, no lower bound
     IF coltype = 'event_stats.hlc'::regtype THEN
         RETURN QUERY EXECUTE pg_catalog.format(
-            'SELECT $1, t FROM %s t WHERE %I OPERATOR(event_stats.>) $2 AND %I OPERATOR(event_stats.<=) $1 ORDER BY %I USING OPERATOR(event_stats.<)',
-            tbl, column_name, column_name, column_name)
-            USING horizon, lo_hlc;
+            'SELECT $1, t FROM %2$s t WHERE ' || replace(after_since, '>', 'OPERATOR(event_stats.>)')
+            || ' AND %1$I OPERATOR(event_stats.<=) $1 ORDER BY %1$I USING OPERATOR(event_stats.<)',
+            column_name, tbl)
+            USING horizon, since;
     ELSE
         RETURN QUERY EXECUTE pg_catalog.format(
-            'SELECT $1, t FROM %s t WHERE %I > $2 AND %I <= $3 ORDER BY %I',
-            tbl, column_name, column_name, column_name)
-            USING horizon, event_stats.hlc_closed_timestamp(lo_hlc),
+            'SELECT $1, t FROM %2$s t WHERE ' || after_since || ' AND %1$I <= $3 ORDER BY %1$I',
+            column_name, tbl)
+            USING horizon, event_stats.hlc_closed_timestamp(since),
                   event_stats.hlc_closed_timestamp(horizon);
     END IF;
     GET DIAGNOSTICS n = ROW_COUNT;

@@ -19,6 +19,7 @@ SELECT event_stats.hlc_now();
 SELECT event_stats.hlc_observe('2026-11-22T06:40:12.123456Z/0001');
 SELECT event_stats.unique_timestamp();
 SELECT * FROM event_stats.hlc_status();
+SELECT event_stats.hlc_horizon();
 -- the session is still healthy
 SELECT 1 AS still_alive;
 DROP EXTENSION event_stats;

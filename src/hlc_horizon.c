@@ -142,20 +142,23 @@ my_slot(void)
 /*
  * Before the clock moves for a value of this transaction: below is the
  * clock's last value, so every value the transaction takes is above it.
- * True if this is the transaction's first hold (see hlc_horizon_tighten).
+ * True if the caller, outside parallel mode, has just set the hold and
+ * should tighten it to its value (hlc_horizon_tighten).
  */
 bool
 hlc_horizon_hold(Hlc below)
 {
 	HorizonSlot *slot;
 
+	uint64		current;
+
 	if (likely(xact_holds))
 		return false;
 	slot = my_slot();
+	current = pg_atomic_read_u64(&slot->s.holds);
+	xact_holds = true;
 	if (IsInParallelMode())
 	{
-		uint64		current = pg_atomic_read_u64(&slot->s.holds);
-
 		while (below < current &&
 			   !pg_atomic_compare_exchange_u64(&slot->s.holds, &current, below))
 			;
@@ -163,13 +166,17 @@ hlc_horizon_hold(Hlc below)
 			slot->s.pid = MyProc->lockGroupLeader->pid;
 		else
 			slot->s.pid = MyProcPid;
+		return false;
 	}
-	else
-	{
-		slot->s.pid = MyProcPid;
-		pg_atomic_write_u64(&slot->s.holds, below);
-	}
-	xact_holds = true;
+
+	/*
+	 * No worker runs now, but one may have held for this transaction
+	 * earlier, below the clock's present value: never raise that.
+	 */
+	slot->s.pid = MyProcPid;
+	if (current != HLC_MAX)
+		return false;
+	pg_atomic_write_u64(&slot->s.holds, below);
 	return true;
 }
 
@@ -177,8 +184,7 @@ hlc_horizon_hold(Hlc below)
 void
 hlc_horizon_tighten(Hlc value)
 {
-	if (!IsInParallelMode())
-		pg_atomic_write_u64(&my_slot()->s.holds, value - 1);
+	pg_atomic_write_u64(&my_slot()->s.holds, value - 1);
 }
 
 static void
