@@ -25,7 +25,12 @@
 #      in recovery, shows a high_water_mark above every value the clients
 #      received; promoted, its first value and 80,000 values from 4
 #      sessions exceed every one of them.
-#   4. The new primary restarts cleanly and its values keep increasing.
+#      A transaction prepared on the old primary after taking a value keeps
+#      the closed timestamp below that value on the new primary, which names
+#      it as the holder.
+#   4. The new primary restarts cleanly and its values keep increasing; the
+#      prepared transaction still holds the closed timestamp until COMMIT
+#      PREPARED on the new primary releases it.
 #   5. With a synchronous standby that never confirms, a call that needs a
 #      new ceiling (hlc_observe() of the high-water mark) waits until its
 #      statement times out, and the high-water mark stays where it was,
@@ -49,7 +54,8 @@ plan skip_all => 'this test needs Linux /proc' unless -r '/proc/self/stat';
 my $primary = event_stats_node(
 	'primary',
 	init => { allows_streaming => 1 },
-	max_connections => 40);
+	max_connections => 40,
+	max_prepared_transactions => 5);
 $primary->safe_psql('postgres', 'CREATE EXTENSION event_stats');
 
 # The largest value any client has received so far.
@@ -86,7 +92,7 @@ $primary->backup('base');
 my $standby = PostgreSQL::Test::Cluster->new('standby');
 $standby->init_from_backup($primary, 'base', has_streaming => 1);
 # the standby preloads the library too, or it could not replay the records
-event_stats_conf($standby, max_connections => 40);
+event_stats_conf($standby, max_connections => 40, max_prepared_transactions => 5);
 $standby->start;
 
 # --- 1. the clock on a standby ----------------------------------------------------
@@ -153,6 +159,16 @@ $primary->poll_query_until('postgres',
 is($standby->safe_psql('postgres', 'SHOW synchronous_standby_names'),
 	'', '3. the standby has no synchronous standby of its own');
 
+# A prepared transaction that took a value holds the closed timestamp below
+# it; the hold must survive the failover and be released by whoever commits
+# the transaction on the new primary.
+my $held = $primary->safe_psql(
+	'postgres', q{
+BEGIN;
+SELECT event_stats.hlc_now()::bigint;
+PREPARE TRANSACTION 'held_across_failover';});
+saw($held);
+
 my $hwm0 = hlc_status($primary)->{high_water_mark};
 my $load = start_hlc_streams($primary, 6, unique => 2);
 wait_for_hlc_streams($load, 20_000);
@@ -184,6 +200,15 @@ cmp_ok($first, '>', $max_seen,
 );
 saw($first);
 check_new_values($standby, '3. new primary');
+my $held_xid = $standby->safe_psql('postgres',
+	q{SELECT transaction FROM pg_prepared_xacts WHERE gid = 'held_across_failover'});
+my $h = $standby->safe_psql('postgres',
+	q{SELECT horizon::bigint || ' ' || horizon_holder_xid FROM event_stats.hlc_status()});
+my ($horizon, $holder) = split / /, $h;
+cmp_ok($horizon, '<', $held,
+	'3. on the new primary, the closed timestamp stays below the value the prepared transaction took'
+);
+is($holder, $held_xid, '3. and names that prepared transaction');
 
 # --- 4. the new primary restarts -----------------------------------------------------
 
@@ -198,6 +223,15 @@ my $st = hlc_status($standby);
 note "4. $st->{text}";
 cmp_ok($st->{high_water_mark}, '>', $st->{current},
 	'4. high_water_mark > current');
+cmp_ok(
+	$standby->safe_psql('postgres', 'SELECT event_stats.hlc_horizon()::bigint'),
+	'<', $held,
+	'4. after the restart, the prepared transaction still holds the closed timestamp');
+$standby->safe_psql('postgres', "COMMIT PREPARED 'held_across_failover'");
+cmp_ok(
+	$standby->safe_psql('postgres', 'SELECT event_stats.hlc_horizon()::bigint'),
+	'>', $held,
+	'4. COMMIT PREPARED on the new primary releases it');
 
 # --- 5. no value above a ceiling no synchronous standby confirmed -----------------
 
