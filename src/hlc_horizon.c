@@ -334,6 +334,11 @@ hlc_horizon_compute(HlcHorizon *result)
 		}
 	}
 
+	/*
+	 * A hold moves into the prepared table before its slot is cleared, so
+	 * the table must not be read before the slots.
+	 */
+	pg_read_barrier();
 	if (pg_atomic_read_u32(&horizon->nprepared) == 0)
 		return;
 	LWLockAcquire(prepared_lock, LW_EXCLUSIVE);
