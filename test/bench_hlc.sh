@@ -138,26 +138,9 @@ SQL
 load_psql <<'SQL'
 CREATE EXTENSION event_stats;
 CREATE SEQUENCE bench_seq;
-
--- (a) milliseconds taken by one statement calling expr n times
-CREATE FUNCTION bench_calls(expr text, n integer) RETURNS float8
-    LANGUAGE plpgsql AS $$
-DECLARE
-    t0 timestamptz;
-    t1 timestamptz;
-    c bigint;
-BEGIN
-    t0 := clock_timestamp();
-    EXECUTE format('SELECT count(%s) FROM (SELECT generate_series(1, %s) AS i) g', expr, n) INTO c;
-    t1 := clock_timestamp();
-    IF c <> n THEN
-        RAISE EXCEPTION 'bench_calls(%): % rows, expected %', expr, c, n;
-    END IF;
-    RETURN 1000 * extract(epoch FROM t1 - t0);
-END $$;
-
 SQL
-# (c) Kinto-shaped records, one table per variant
+# (a) bench_calls(); (c) Kinto-shaped records, one table per variant
+load_psql <"$ES_ROOT/test/bench/calls.sql"
 load_psql <"$ES_ROOT/test/bench/kinto.sql"
 PG_VERSION=$(load_sql "SHOW server_version")
 CPU_MODEL=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo || true)

@@ -163,6 +163,7 @@ SQL
 load_psql <<'SQL'
 CREATE EXTENSION event_stats;
 SQL
+load_psql <"$ES_ROOT/test/bench/calls.sql"
 load_psql <"$ES_ROOT/test/bench/horizon.sql"
 
 PG_VERSION=$(load_sql "SHOW server_version")

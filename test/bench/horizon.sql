@@ -1,24 +1,6 @@
--- test/bench/horizon.sql -- helpers for test/bench_horizon.sh: what one
--- event_stats.hlc_horizon() call costs, and a poller calling it as fast as
--- one session can.  Needs the extension.
-
--- Milliseconds taken by one statement calling expr n times, timed
--- server-side (see test/bench_hlc.sh (a) for why this shape).
-CREATE FUNCTION bench_calls(expr text, n integer) RETURNS float8
-    LANGUAGE plpgsql AS $$
-DECLARE
-    t0 timestamptz;
-    t1 timestamptz;
-    c bigint;
-BEGIN
-    t0 := clock_timestamp();
-    EXECUTE format('SELECT count(%s) FROM (SELECT generate_series(1, %s) AS i) g', expr, n) INTO c;
-    t1 := clock_timestamp();
-    IF c <> n THEN
-        RAISE EXCEPTION 'bench_calls(%): % rows, expected %', expr, c, n;
-    END IF;
-    RETURN 1000 * extract(epoch FROM t1 - t0);
-END $$;
+-- test/bench/horizon.sql -- helpers for test/bench_horizon.sh: a poller
+-- calling event_stats.hlc_horizon() as fast as one session can.  Needs the
+-- extension (and test/bench/calls.sql for the timing).
 
 -- The poller: evaluates expr back to back, 10,000 calls per statement (so
 -- the statement overhead is negligible), for the given number of seconds;
