@@ -219,22 +219,6 @@ done
 B_RESULTS="$LOAD_DIR/select.tsv"
 printf 'statement\tround\ttps\tcommitted\tfailed\taborted\trc\tlatency_ms\n' >"$B_RESULTS"
 
-# check_log LOG LABEL -- the last load_run went cleanly: no aborted client,
-# no failed transaction, and pgbench printed no error
-check_log() {
-  load_check_clean "$1" "$2" || broke=1
-  if grep -v -E '^pgbench \(' "$1" | grep -q -i -E 'error|fatal|abort'; then
-    es_log "$2: pgbench printed errors (see $1):"
-    load_show_errors "$1"
-    broke=1
-  fi
-  if [ "$LOAD_FAILED" != 0 ]; then
-    es_log "$2: $LOAD_FAILED failed transactions"
-    load_show_errors "$1"
-    broke=1
-  fi
-}
-
 # select_run NAME ROUND
 select_run() {
   local name=$1 round=$2 log
@@ -243,7 +227,7 @@ select_run() {
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$round" "$LOAD_TPS" "$LOAD_OK" \
     "$LOAD_FAILED" "$LOAD_ABORTED" "$LOAD_RC" "$LOAD_LATENCY_MS" >>"$B_RESULTS"
   es_log "$(printf '  round %s/%s %-17s %s' "$round" "$ROUNDS" "$name" "$(load_describe)")"
-  check_log "$log" "(b) $name"
+  load_check_run "$log" "(b) $name" || broke=1
 }
 
 es_log "(b) pgbench -c $CLIENTS -j $JOBS $LOAD_PGBENCH_ARGS: $ROUNDS rounds of" \
@@ -298,7 +282,7 @@ kinto_run() {
   es_log "$(printf '  round %s/%s %s %.0f inserts/s, %s attempts, %s rows (%s distinct last_modified),' \
     "$round" "$ROUNDS" "$label" "$ips" "$LOAD_OK" "$rows" "$distinct")" \
     "$conflicts unique violations ($pct%), consistent: $ok$([ "$LOAD_ABORTED" = 0 ] || echo ", $LOAD_ABORTED clients ABORTED")"
-  check_log "$log" "(c) $label"
+  load_check_run "$log" "(c) $label" || broke=1
 }
 
 es_log "(c) Kinto-shaped writes, $CLIENTS clients into one collection: $ROUNDS rounds of (U T)," \
@@ -327,10 +311,6 @@ column_all() {
 column_sum() {
   awk -F'\t' -v k="$2" -v x="$3" -v c="$4" 'NR > 1 && $k == x { s += $c } END { print s + 0 }' "$1"
 }
-ratio() { awk -v x="$1" -v y="$2" 'BEGIN { if (y > 0) printf "%.2f", x / y; else print "-" }'; }
-at_least() { awk -v x="$1" -v t="$2" 'BEGIN { exit !(x != "-" && x + 0 >= t + 0) }'; }
-at_most() { awk -v x="$1" -v t="$2" 'BEGIN { exit !(x != "-" && x + 0 <= t + 0) }'; }
-verdict() { if "$@"; then echo PASS; else echo FAIL; fi; }
 ns() { awk -v m="$1" -v n="$CALLS" 'BEGIN { printf "%.1f", m * 1e6 / n }'; }
 
 echo
@@ -351,20 +331,20 @@ echo
 declare -A A_MS
 for name in "${A_NAMES[@]}"; do A_MS[$name]=$(column_median "$A_RESULTS" 2 "$name" 3); done
 A_LOOP=${A_MS[loop]}
-R_CLOCK=$(ratio "${A_MS[hlc_now]}" "${A_MS[clock_timestamp]}")
-R_SEQ=$(ratio "${A_MS[nextval]}" "${A_MS[hlc_now]}")
+R_CLOCK=$(load_ratio "${A_MS[hlc_now]}" "${A_MS[clock_timestamp]}")
+R_SEQ=$(load_ratio "${A_MS[nextval]}" "${A_MS[hlc_now]}")
 net() { awk -v m="$1" -v l="$A_LOOP" -v n="$CALLS" 'BEGIN { printf "%.1f", (m - l) * 1e6 / n }'; }
-R_CLOCK_NET=$(ratio "$(net "${A_MS[hlc_now]}")" "$(net "${A_MS[clock_timestamp]}")")
-R_SEQ_NET=$(ratio "$(net "${A_MS[nextval]}")" "$(net "${A_MS[hlc_now]}")")
-V_CLOCK=$(verdict at_most "$R_CLOCK" "$TARGET_CLOCK")
-V_SEQ=$(verdict at_least "$R_SEQ" "$TARGET_SEQ")
+R_CLOCK_NET=$(load_ratio "$(net "${A_MS[hlc_now]}")" "$(net "${A_MS[clock_timestamp]}")")
+R_SEQ_NET=$(load_ratio "$(net "${A_MS[nextval]}")" "$(net "${A_MS[hlc_now]}")")
+V_CLOCK=$(load_verdict load_at_most "$R_CLOCK" "$TARGET_CLOCK")
+V_SEQ=$(load_verdict load_at_least "$R_SEQ" "$TARGET_SEQ")
 
 # (b)
 declare -A B_TPS
 for name in "${B_NAMES[@]}"; do B_TPS[$name]=$(column_median "$B_RESULTS" 1 "$name" 3); done
 B_FAILED=$(awk -F'\t' 'NR > 1 { f += $5 + $6 + ($7 != 0) } END { print f + 0 }' "$B_RESULTS")
-R_TPS=$(ratio "${B_TPS[hlc_now]}" "${B_TPS[nextval]}")
-V_TPS=$(if at_least "$R_TPS" "$TARGET_TPS" && [ "$B_FAILED" = 0 ]; then echo PASS; else echo FAIL; fi)
+R_TPS=$(load_ratio "${B_TPS[hlc_now]}" "${B_TPS[nextval]}")
+V_TPS=$(if load_at_least "$R_TPS" "$TARGET_TPS" && [ "$B_FAILED" = 0 ]; then echo PASS; else echo FAIL; fi)
 
 # (c)
 declare -A C_IPS C_ATT C_CONF C_CONFPCT C_LAT
@@ -380,7 +360,7 @@ U_CONSISTENT=$(awk -F'\t' 'NR > 1 && $1 == "U" { n++; if ($11 == "yes") k++ } EN
 T_CONSISTENT=$(awk -F'\t' 'NR > 1 && $1 == "T" { n++; if ($11 == "yes") k++ } END { printf "%d/%d", k, n }' "$C_RESULTS")
 V_U=$(awk -F'\t' 'NR > 1 && $1 == "U" { n++; if ($11 == "yes" && $7 == 0 && $5 == $6) k++ }
                   END { print (n && k == n) ? "PASS" : "FAIL" }' "$C_RESULTS")
-R_KINTO=$(ratio "${C_IPS[U]}" "${C_IPS[T]}")
+R_KINTO=$(load_ratio "${C_IPS[U]}" "${C_IPS[T]}")
 
 echo "## Hybrid logical clock: benchmark figures"
 echo

@@ -361,21 +361,6 @@ chmod 644 "$LOAD_DIR/poll_horizon.sql" "$LOAD_DIR/poll_busy.sql"
 POLL_RATE_ARGS=""
 [ "$POLL_RATE" = 0 ] || POLL_RATE_ARGS="-R $POLL_RATE"
 
-# check_log LOG LABEL -- the last load_run went cleanly
-check_log() {
-  load_check_clean "$1" "$2" || broke=1
-  if grep -v -E '^pgbench \(' "$1" | grep -q -i -E 'error|fatal|abort'; then
-    es_log "$2: pgbench printed errors (see $1):"
-    load_show_errors "$1"
-    broke=1
-  fi
-  if [ "$LOAD_FAILED" != 0 ]; then
-    es_log "$2: $LOAD_FAILED failed transactions"
-    load_show_errors "$1"
-    broke=1
-  fi
-}
-
 P_RESULTS="$LOAD_DIR/poll.tsv"
 printf 'load\tvariant\tround\ttps\tcommitted\tfailed\taborted\trc\tlatency_ms\tpoller_calls_per_s\n' >"$P_RESULTS"
 
@@ -426,7 +411,7 @@ poll_run() {
     "$LOAD_FAILED" "$LOAD_ABORTED" "$LOAD_RC" "$LOAD_LATENCY_MS" "$rate" >>"$P_RESULTS"
   es_log "$(printf '  round %s/%s %-7s %-8s %s, poller %s calls/s' "$round" "$ROUNDS" "$load" "$variant" \
     "$(load_describe)" "$rate")"
-  check_log "$log" "$load $variant"
+  load_check_run "$log" "$load $variant" || broke=1
 }
 
 B_NAMES=(none horizon busy)
@@ -459,9 +444,6 @@ column_median() { # FILE AWKCOND VALCOL
 column_all() { # FILE AWKCOND VALCOL FORMAT
   awk -F'\t' -v c="$3" -v f="$4" "NR > 1 && ($2) { printf \"%s\" f, sep, \$c; sep = \", \" }" "$1"
 }
-ratio() { awk -v x="$1" -v y="$2" 'BEGIN { if (y > 0) printf "%.3f", x / y; else print "-" }'; }
-at_least() { awk -v x="$1" -v t="$2" 'BEGIN { exit !(x != "-" && x + 0 >= t + 0) }'; }
-verdict() { if "$@"; then echo PASS; else echo FAIL; fi; }
 us() { awk -v m="$1" -v n="$CALLS" 'BEGIN { printf "%.3f", m * 1000 / n }'; }
 
 echo
@@ -499,15 +481,15 @@ for load in hlc_now write; do
     RATE[$load/$v]=$(column_median "$P_RESULTS" "\$1 == \"$load\" && \$2 == \"$v\" && \$10 != \"-\"" 10)
   done
 done
-R_B=$(ratio "${TPS[hlc_now/horizon]}" "${TPS[hlc_now/none]}")
-R_B_BUSY=$(ratio "${TPS[hlc_now/busy]}" "${TPS[hlc_now/none]}")
-R_B_NET=$(ratio "${TPS[hlc_now/horizon]}" "${TPS[hlc_now/busy]}")
+R_B=$(load_ratio "${TPS[hlc_now/horizon]}" "${TPS[hlc_now/none]}" 3)
+R_B_BUSY=$(load_ratio "${TPS[hlc_now/busy]}" "${TPS[hlc_now/none]}" 3)
+R_B_NET=$(load_ratio "${TPS[hlc_now/horizon]}" "${TPS[hlc_now/busy]}" 3)
 B_FAILED=$(pfailed hlc_now)
-V_B=$(if at_least "$R_B" "$TARGET_RATIO" && [ "$B_FAILED" = 0 ]; then echo PASS; else echo FAIL; fi)
+V_B=$(if load_at_least "$R_B" "$TARGET_RATIO" && [ "$B_FAILED" = 0 ]; then echo PASS; else echo FAIL; fi)
 if [ "$WRITES" = 1 ]; then
-  R_C=$(ratio "${TPS[write/horizon]}" "${TPS[write/none]}")
+  R_C=$(load_ratio "${TPS[write/horizon]}" "${TPS[write/none]}" 3)
   C_FAILED=$(pfailed write)
-  V_C=$(if at_least "$R_C" "$TARGET_RATIO" && [ "$C_FAILED" = 0 ]; then echo PASS; else echo FAIL; fi)
+  V_C=$(if load_at_least "$R_C" "$TARGET_RATIO" && [ "$C_FAILED" = 0 ]; then echo PASS; else echo FAIL; fi)
 fi
 
 if [ "$POLLER" = server ]; then

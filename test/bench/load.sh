@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# test/bench/load.sh -- pgbench helpers shared by test/demo.sh,
-# test/bench_counters.sh and test/bench_tracking.sh.
+# test/bench/load.sh -- pgbench helpers shared by test/demo.sh and the
+# benchmark scripts test/bench_*.sh.
 #
 # Sourced after test/lib.sh, not run.  Safe under set -euo pipefail.  The
 # caller sets LOAD_DIR (the throwaway cluster's directory: its socket,
@@ -178,3 +178,32 @@ CREATE TRIGGER events_trigger_count AFTER INSERT ON events_trigger
     FOR EACH ROW EXECUTE FUNCTION event_stats_row_count();
 SQL
 }
+
+# load_check_run LOG LABEL -- false, saying why, unless the last load_run went
+# cleanly (see load_check_clean), pgbench printed no error and no
+# transaction failed.
+load_check_run() {
+  local ok=0
+  load_check_clean "$1" "$2" || ok=1
+  if grep -v -E '^pgbench \(' "$1" | grep -q -i -E 'error|fatal|abort'; then
+    es_log "$2: pgbench printed errors (see $1):"
+    load_show_errors "$1"
+    ok=1
+  fi
+  if [ "$LOAD_FAILED" != 0 ]; then
+    es_log "$2: $LOAD_FAILED failed transactions"
+    load_show_errors "$1"
+    ok=1
+  fi
+  return "$ok"
+}
+
+# load_ratio X Y [DECIMALS] -- X / Y (2 decimals), or "-" when Y is not positive
+load_ratio() {
+  awk -v x="$1" -v y="$2" -v d="${3:-2}" 'BEGIN { if (y > 0) printf "%.*f", d, x / y; else print "-" }'
+}
+# load_at_least X T / load_at_most X T -- true if the ratio X meets T
+load_at_least() { awk -v x="$1" -v t="$2" 'BEGIN { exit !(x != "-" && x + 0 >= t + 0) }'; }
+load_at_most() { awk -v x="$1" -v t="$2" 'BEGIN { exit !(x != "-" && x + 0 <= t + 0) }'; }
+# load_verdict COMMAND... -- PASS if the command succeeds, else FAIL
+load_verdict() { if "$@"; then echo PASS; else echo FAIL; fi; }
