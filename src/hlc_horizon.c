@@ -37,8 +37,9 @@
  *	  stores, and by its parallel workers with compare-and-swap to a lower
  *	  value while the leader is in parallel mode; read by anyone, without a
  *	  lock.  HLC_MAX means "holds nothing".
- *	- prepared[], nprepared: with prepared_lock; nprepared is also an atomic
- *	  so that a horizon with no prepared holds takes no lock.  Writers of
+ *	- prepared[], nprepared: written with prepared_lock held exclusively;
+ *	  nprepared is an atomic so that a horizon with no prepared holds can
+ *	  skip the lock.  Writers of
  *	  the state file hold the clock's window lock first (hlc_clock.c).
  * The clock's hot path never takes prepared_lock.
  *
@@ -73,8 +74,7 @@ typedef union HorizonSlot
 
 typedef struct HorizonShared
 {
-	pg_atomic_uint32 nprepared; /* copy of the count below, for readers */
-	int			count;			/* prepared holds in use (prepared_lock) */
+	pg_atomic_uint32 nprepared; /* prepared holds in use */
 	HlcPreparedHold prepared[FLEXIBLE_ARRAY_MEMBER];	/* max_prepared_xacts */
 } HorizonShared;
 
@@ -124,9 +124,9 @@ hlc_horizon_shmem_init(const HlcPreparedHold *holds, int nholds)
 		pg_atomic_init_u64(&horizon_slots[i].s.holds, HLC_MAX);
 		horizon_slots[i].s.pid = 0;
 	}
-	horizon->count = Min(nholds, max_prepared_xacts);
-	memcpy(horizon->prepared, holds, horizon->count * sizeof(HlcPreparedHold));
-	pg_atomic_init_u32(&horizon->nprepared, horizon->count);
+	nholds = Min(nholds, max_prepared_xacts);
+	memcpy(horizon->prepared, holds, nholds * sizeof(HlcPreparedHold));
+	pg_atomic_init_u32(&horizon->nprepared, nholds);
 }
 
 static HorizonSlot *
@@ -249,17 +249,21 @@ prepared_hold_finished(TransactionId xid)
 	return TransactionIdDidCommit(xid) || TransactionIdDidAbort(xid);
 }
 
-/* Drop the holds of finished transactions; prepared_lock held exclusively. */
-static void
+/*
+ * Drop the holds of finished transactions; prepared_lock held exclusively.
+ * Returns how many are left.
+ */
+static int
 prune_prepared(void)
 {
+	int			count = pg_atomic_read_u32(&horizon->nprepared);
 	int			kept = 0;
 
-	for (int i = 0; i < horizon->count; i++)
+	for (int i = 0; i < count; i++)
 		if (!prepared_hold_finished(horizon->prepared[i].xid))
 			horizon->prepared[kept++] = horizon->prepared[i];
-	horizon->count = kept;
 	pg_atomic_write_u32(&horizon->nprepared, kept);
+	return kept;
 }
 
 /*
@@ -269,9 +273,11 @@ prune_prepared(void)
 void
 hlc_horizon_add_prepared(TransactionId xid, Hlc holds)
 {
+	int			count;
+
 	LWLockAcquire(prepared_lock, LW_EXCLUSIVE);
-	prune_prepared();
-	for (int i = 0; i < horizon->count; i++)
+	count = prune_prepared();
+	for (int i = 0; i < count; i++)
 	{
 		if (TransactionIdEquals(horizon->prepared[i].xid, xid))
 		{
@@ -280,7 +286,7 @@ hlc_horizon_add_prepared(TransactionId xid, Hlc holds)
 			return;
 		}
 	}
-	if (horizon->count >= max_prepared_xacts)
+	if (count >= max_prepared_xacts)
 	{
 		LWLockRelease(prepared_lock);
 		ereport(ERROR,
@@ -288,10 +294,9 @@ hlc_horizon_add_prepared(TransactionId xid, Hlc holds)
 				 errmsg("too many prepared transactions hold hybrid logical clock values"),
 				 errhint("Increase max_prepared_transactions.")));
 	}
-	horizon->prepared[horizon->count].xid = xid;
-	horizon->prepared[horizon->count].holds = holds;
-	horizon->count++;
-	pg_atomic_write_u32(&horizon->nprepared, horizon->count);
+	horizon->prepared[count].xid = xid;
+	horizon->prepared[count].holds = holds;
+	pg_atomic_write_u32(&horizon->nprepared, count + 1);
 	LWLockRelease(prepared_lock);
 }
 
@@ -303,7 +308,7 @@ hlc_horizon_copy_prepared(HlcPreparedHold *holds, int maxholds)
 	if (horizon == NULL)
 		return 0;
 	LWLockAcquire(prepared_lock, LW_SHARED);
-	n = Min(horizon->count, maxholds);
+	n = Min((int) pg_atomic_read_u32(&horizon->nprepared), maxholds);
 	memcpy(holds, horizon->prepared, n * sizeof(HlcPreparedHold));
 	LWLockRelease(prepared_lock);
 	return n;
@@ -316,6 +321,8 @@ hlc_horizon_copy_prepared(HlcPreparedHold *holds, int maxholds)
 void
 hlc_horizon_compute(HlcHorizon *result)
 {
+	int			count;
+
 	hlc_clock_require_usable();
 	result->horizon = hlc_clock_last();
 	result->holder_pid = 0;
@@ -342,8 +349,8 @@ hlc_horizon_compute(HlcHorizon *result)
 	if (pg_atomic_read_u32(&horizon->nprepared) == 0)
 		return;
 	LWLockAcquire(prepared_lock, LW_EXCLUSIVE);
-	prune_prepared();
-	for (int i = 0; i < horizon->count; i++)
+	count = prune_prepared();
+	for (int i = 0; i < count; i++)
 	{
 		if (horizon->prepared[i].holds < result->horizon)
 		{
