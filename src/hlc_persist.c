@@ -248,19 +248,17 @@ hlc_persist_write_state_file(Hlc ceiling, int elevel)
 }
 
 /*
- * Make a new ceiling durable on this server: WAL record, state file, WAL
- * flushed.  Returns the record's position for hlc_persist_wait_for_standbys.
+ * Log one record, rewrite the state file with the given ceiling (and every
+ * prepared hold), and flush the WAL up to the record.
  */
-XLogRecPtr
-hlc_persist_window(Hlc ceiling)
+static XLogRecPtr
+hlc_persist_logged(uint8 info, void *rec, int len, Hlc ceiling)
 {
-	xl_hlc_ceiling rec;
 	XLogRecPtr	lsn;
 
-	rec.ceiling = ceiling;
 	XLogBeginInsert();
-	XLogRegisterData((char *) &rec, sizeof(rec));
-	lsn = XLogInsert(EVENT_STATS_RMGR_ID, XLOG_HLC_CEILING);
+	XLogRegisterData((char *) rec, len);
+	lsn = XLogInsert(EVENT_STATS_RMGR_ID, info);
 
 	hlc_persist_write_state_file(ceiling, ERROR);
 	XLogFlush(lsn);
@@ -268,25 +266,28 @@ hlc_persist_window(Hlc ceiling)
 }
 
 /*
- * Make a prepared transaction's hold durable on this server: WAL record,
- * state file (with every hold, and the ceiling given), WAL flushed.  The
- * PREPARE record follows, and a synchronous standby confirms it, and so
- * this record, before PREPARE returns.
+ * Make a new ceiling durable on this server.  Returns the record's
+ * position for hlc_persist_wait_for_standbys.
+ */
+XLogRecPtr
+hlc_persist_window(Hlc ceiling)
+{
+	xl_hlc_ceiling rec = {.ceiling = ceiling};
+
+	return hlc_persist_logged(XLOG_HLC_CEILING, &rec, sizeof(rec), ceiling);
+}
+
+/*
+ * Make a prepared transaction's hold durable on this server, with the
+ * ceiling as it stands.  The PREPARE record follows, and a synchronous
+ * standby confirms it, and so this record, before PREPARE returns.
  */
 void
 hlc_persist_prepared_hold(TransactionId xid, Hlc holds, Hlc ceiling)
 {
-	xl_hlc_prepared_hold rec;
-	XLogRecPtr	lsn;
+	xl_hlc_prepared_hold rec = {.xid = xid, .holds = holds};
 
-	rec.xid = xid;
-	rec.holds = holds;
-	XLogBeginInsert();
-	XLogRegisterData((char *) &rec, sizeof(rec));
-	lsn = XLogInsert(EVENT_STATS_RMGR_ID, XLOG_HLC_PREPARED_HOLD);
-
-	hlc_persist_write_state_file(ceiling, ERROR);
-	XLogFlush(lsn);
+	(void) hlc_persist_logged(XLOG_HLC_PREPARED_HOLD, &rec, sizeof(rec), ceiling);
 }
 
 static bool
