@@ -10,6 +10,56 @@
 \echo Use "CREATE EXTENSION event_stats" to load this file. \quit
 
 --------------------------------------------------------------------------
+-- The schema.  CREATE EXTENSION creates schema event_stats when there is
+-- none, and otherwise installs into the one it finds, whoever made it.
+-- Every name below, and every name the C code looks up, is resolved in
+-- that schema, so it must be a schema nobody but superusers can put
+-- objects in: owned by a superuser, with CREATE granted to no one else,
+-- and empty.  A schema squatted by another role (one that may create
+-- schemas in this database) is refused; see "Security" in the README.
+-- Written with pg_catalog-qualified operators: the search_path of an
+-- install script starts with the very schema being checked.
+--------------------------------------------------------------------------
+
+DO $$
+DECLARE
+    nsp pg_catalog.pg_namespace;
+BEGIN
+    SELECT * INTO nsp FROM pg_catalog.pg_namespace n
+     WHERE n.nspname OPERATOR(pg_catalog.=) 'event_stats'::pg_catalog.name;
+    IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r
+             WHERE r.oid OPERATOR(pg_catalog.=) nsp.nspowner)
+    THEN
+        RAISE EXCEPTION 'schema "event_stats" is owned by role "%", which is not a superuser',
+                        pg_catalog.pg_get_userbyid(nsp.nspowner)
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Its owner could put objects into it that the extension would then resolve and run.',
+                  HINT = 'Drop or rename that schema and run CREATE EXTENSION event_stats again.';
+    END IF;
+    IF EXISTS (SELECT FROM pg_catalog.aclexplode(nsp.nspacl) a
+                WHERE a.privilege_type OPERATOR(pg_catalog.=) 'CREATE'
+                  AND a.grantee OPERATOR(pg_catalog.<>) nsp.nspowner
+                  AND NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r
+                            WHERE r.oid OPERATOR(pg_catalog.=) a.grantee))
+    THEN
+        RAISE EXCEPTION 'schema "event_stats" grants CREATE to roles that are not superusers'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'REVOKE CREATE ON SCHEMA event_stats FROM those roles, or drop the schema.';
+    END IF;
+    IF EXISTS (SELECT FROM pg_catalog.pg_depend d
+                WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass
+                  AND d.refobjid OPERATOR(pg_catalog.=) nsp.oid
+                  -- the extension itself depends on its schema
+                  AND d.classid OPERATOR(pg_catalog.<>) 'pg_catalog.pg_extension'::pg_catalog.regclass)
+    THEN
+        RAISE EXCEPTION 'schema "event_stats" is not empty'
+            USING ERRCODE = 'object_in_use',
+                  HINT = 'Install the extension into a new schema: drop or rename this one first.';
+    END IF;
+END
+$$;
+
+--------------------------------------------------------------------------
 -- State tables.  Written only by the extension's C code; see
 -- src/counter_store.c for the rules.  Ordinary roles get no privileges on
 -- them.  They are extension configuration tables, so pg_dump saves their
@@ -509,6 +559,7 @@ CREATE FUNCTION event_stats.changes_since(
     column_name name DEFAULT 'last_modified')
     RETURNS TABLE (horizon event_stats.hlc, change anyelement)
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     tbl regclass;

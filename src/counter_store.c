@@ -43,9 +43,23 @@
  * each row sits alone on a heap page with room for its HOT versions: two
  * backends writing their own shards never contend for one buffer lock.
  *
+ * Which tables: only members of the installed extension (pg_depend), of
+ * the layout this file reads, are ever opened (store_fill_oids).  The
+ * library runs in every backend of every database, and anyone allowed to
+ * create a schema can make one called event_stats with tables of our names
+ * in a database without the extension; those are never read.
+ *
+ * DROP EXTENSION: the first use of our tables in a transaction takes a
+ * share lock on the extension itself, held to the end of the transaction
+ * (store_lookup_oids).  DROP EXTENSION, which locks the extension
+ * exclusively before it drops anything, therefore waits for transactions
+ * with queued increments, prepared ones included, and for readers.
+ *
  * Backend-local caches, none of them shared, all owned by this file:
  *
- *	 store_oids		OIDs of our tables, indexes and sequence;
+ *	 store_oids		OIDs of our tables, indexes and sequence, and of the
+ *					extension; with ext_locked / ext_locked_lxid, the
+ *					extension this backend locked and in which transaction;
  *	 def_cache		definitions by id and by name, the way syscache keeps
  *					catalog rows: create and drop send a relcache
  *					invalidation of counter_definitions at commit, and any
@@ -66,10 +80,13 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/dependency.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
+#include "commands/extension.h"
 #include "commands/sequence.h"
 #include "common/int.h"
 #include "common/int128.h"
@@ -77,6 +94,7 @@
 #include "storage/bufmgr.h"
 #include "storage/bufpage.h"
 #include "storage/lmgr.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/hsearch.h"
@@ -103,6 +121,9 @@
 #define Anum_shard_value		3
 #define Anum_shard_filler		4
 
+/* tracked_tables (its rows are read by tracking.c) */
+#define Natts_tracked			3
+
 /* char(n) length of the filler column; see the install script */
 #define SHARD_FILLER_LEN		380
 
@@ -122,6 +143,7 @@ typedef struct ShardRow
 
 typedef struct StoreOids
 {
+	Oid			ext;			/* the pg_extension row */
 	Oid			defs;
 	Oid			defs_id_idx;
 	Oid			defs_name_idx;
@@ -134,6 +156,10 @@ typedef struct StoreOids
 static StoreOids store_oids;
 static bool store_oids_valid = false;
 static bool store_callback_registered = false;
+
+/* the extension this backend locked, and in which transaction */
+static Oid	ext_locked = InvalidOid;
+static LocalTransactionId ext_locked_lxid = InvalidLocalTransactionId;
 
 typedef struct DefByName
 {
@@ -222,32 +248,56 @@ store_invalidate(Datum arg, Oid relid)
 	}
 }
 
+/*
+ * A table or sequence of ours: found by name in the extension's schema, and
+ * accepted only if pg_depend records it as a member of the extension.  A
+ * relation someone else made there, under our name, is refused.
+ */
 static Oid
-store_relid(Oid nsp, const char *relname, bool missing_ok)
+store_member_relid(Oid ext, Oid nsp, const char *relname)
 {
 	Oid			relid = get_relname_relid(relname, nsp);
 
-	if (!OidIsValid(relid) && !missing_ok)
+	if (!OidIsValid(relid))
+		return InvalidOid;
+	if (getExtensionOfObject(RelationRelationId, relid) != ext)
 		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("relation \"%s.%s\" of extension event_stats is missing",
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("relation \"%s.%s\" is not a member of extension event_stats",
 						ES_SCHEMA, relname),
-				 errhint("Recreate the extension with DROP EXTENSION and CREATE EXTENSION.")));
+				 errhint("Drop the relation; only CREATE EXTENSION event_stats may create it.")));
 	return relid;
 }
 
-/* Shard rows are read and written through ShardRow: refuse any other shape. */
+/* An index of ours: accepted only if it is an index of our table. */
+static Oid
+store_index_relid(Oid nsp, const char *relname, Oid table)
+{
+	Oid			relid = get_relname_relid(relname, nsp);
+
+	if (OidIsValid(relid) && IndexGetRelation(relid, true) != table)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("relation \"%s.%s\" is not an index of extension event_stats",
+						ES_SCHEMA, relname)));
+	return relid;
+}
+
+/*
+ * The C code reads our tables' tuples in place (GETSTRUCT) and deforms them
+ * with fixed expectations: refuse a table of any other shape, whoever made
+ * it, rather than misread it.
+ */
 static void
-store_check_shard_layout(Oid relid)
+store_check_layout(Oid relid, const char *relname, int natts, const Oid *types)
 {
 	Relation	rel = table_open(relid, AccessShareLock);
 	TupleDesc	desc = RelationGetDescr(rel);
-	bool		ok = desc->natts == Natts_shard;
+	bool		ok = desc->natts == natts;
 
-	for (int i = 0; ok && i < Natts_shard; i++)
+	for (int i = 0; ok && i < natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
-		static const Oid types[Natts_shard] = {INT4OID, INT4OID, INT8OID, BPCHAROID};
 
 		ok = att->atttypid == types[i] && att->attnotnull && !att->attisdropped;
 	}
@@ -256,59 +306,107 @@ store_check_shard_layout(Oid relid)
 	if (!ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("table \"%s.counter_shards\" does not have the layout event_stats expects",
-						ES_SCHEMA),
+				 errmsg("table \"%s.%s\" does not have the layout event_stats expects",
+						ES_SCHEMA, relname),
 				 errhint("Recreate the extension with DROP EXTENSION and CREATE EXTENSION.")));
+}
+
+/*
+ * Fills store_oids from the catalogs.  False when the extension is not
+ * installed in this database, or is half dropped by the DROP EXTENSION
+ * running in this transaction.
+ *
+ * "Installed" means pg_extension has event_stats, and every relation read
+ * is one of its members: a schema or tables of that name without the
+ * extension -- anyone who may create a schema can make them -- are never
+ * read.  (The control file fixes the extension's schema to event_stats.)  The
+ * cheap syscache probe for the schema comes first, so that databases
+ * without it pay nothing more at each commit.
+ */
+static bool
+store_fill_oids(void)
+{
+	static const Oid def_types[Natts_def] = {INT4OID, TEXTOID, INT4OID};
+	static const Oid shard_types[Natts_shard] = {INT4OID, INT4OID, INT8OID, BPCHAROID};
+	static const Oid tracked_types[Natts_tracked] = {REGCLASSOID, INT4OID, TEXTOID};
+	Oid			nsp;
+	Oid			ext;
+	StoreOids	o;
+
+	nsp = get_namespace_oid(ES_SCHEMA, true);
+	if (!OidIsValid(nsp))
+		return false;
+	ext = get_extension_oid(ES_SCHEMA, true);
+	if (!OidIsValid(ext))
+		return false;
+
+	o.ext = ext;
+	o.defs = store_member_relid(ext, nsp, "counter_definitions");
+	o.defs_id_seq = store_member_relid(ext, nsp, "counter_definitions_id_seq");
+	o.shards = store_member_relid(ext, nsp, "counter_shards");
+	o.tracked = store_member_relid(ext, nsp, "tracked_tables");
+	if (!OidIsValid(o.defs) || !OidIsValid(o.defs_id_seq) ||
+		!OidIsValid(o.shards) || !OidIsValid(o.tracked))
+		return false;
+	o.defs_id_idx = store_index_relid(nsp, "counter_definitions_pkey", o.defs);
+	o.defs_name_idx = store_index_relid(nsp, "counter_definitions_name_key", o.defs);
+	o.shards_idx = store_index_relid(nsp, "counter_shards_pkey", o.shards);
+	if (!OidIsValid(o.defs_id_idx) || !OidIsValid(o.defs_name_idx) ||
+		!OidIsValid(o.shards_idx))
+		return false;
+
+	store_check_layout(o.defs, "counter_definitions", Natts_def, def_types);
+	store_check_layout(o.shards, "counter_shards", Natts_shard, shard_types);
+	store_check_layout(o.tracked, "tracked_tables", Natts_tracked, tracked_types);
+
+	store_oids = o;
+	store_oids_valid = true;
+	return true;
 }
 
 /*
  * The OIDs of our relations, looked up once and cached.  With missing_ok,
  * returns NULL instead of raising an error when the extension is not (or no
  * longer) installed in this database.
+ *
+ * The first use in a transaction also locks the extension (AccessShareLock
+ * on its pg_extension object, which DROP EXTENSION locks exclusively before
+ * anything else), and holds the lock until the transaction ends.  So DROP
+ * EXTENSION waits for every transaction, prepared ones included, that read
+ * or queued changes to counters, instead of pulling the tables from under
+ * its commit; and since everyone takes this lock before any of our
+ * relations, waiting for it cannot deadlock with the drop.  Taking it can
+ * process invalidations, so the lookup is checked again afterwards.
  */
 static const StoreOids *
 store_lookup_oids(bool missing_ok)
 {
-	Oid			nsp;
-
-	if (store_oids_valid)
-		return &store_oids;
-
-	if (!store_callback_registered)
+	for (;;)
 	{
-		CacheRegisterRelcacheCallback(store_invalidate, (Datum) 0);
-		store_callback_registered = true;
+		if (!store_oids_valid)
+		{
+			if (!store_callback_registered)
+			{
+				CacheRegisterRelcacheCallback(store_invalidate, (Datum) 0);
+				store_callback_registered = true;
+			}
+			if (!store_fill_oids())
+			{
+				if (missing_ok)
+					return NULL;
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("extension event_stats is not installed in database \"%s\"",
+								get_database_name(MyDatabaseId)),
+						 errhint("Run CREATE EXTENSION event_stats.")));
+			}
+		}
+		if (ext_locked_lxid == MyProc->lxid && ext_locked == store_oids.ext)
+			return &store_oids;
+		LockDatabaseObject(ExtensionRelationId, store_oids.ext, 0, AccessShareLock);
+		ext_locked_lxid = MyProc->lxid;
+		ext_locked = store_oids.ext;
 	}
-
-	nsp = get_namespace_oid(ES_SCHEMA, true);
-	if (!OidIsValid(nsp) ||
-		!OidIsValid(get_relname_relid("counter_shards", nsp)))
-	{
-		if (missing_ok)
-			return NULL;
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("extension event_stats is not installed in database \"%s\"",
-						get_database_name(MyDatabaseId)),
-				 errhint("Run CREATE EXTENSION event_stats.")));
-	}
-
-	store_oids.defs = store_relid(nsp, "counter_definitions", missing_ok);
-	store_oids.defs_id_idx = store_relid(nsp, "counter_definitions_pkey", missing_ok);
-	store_oids.defs_name_idx = store_relid(nsp, "counter_definitions_name_key", missing_ok);
-	store_oids.defs_id_seq = store_relid(nsp, "counter_definitions_id_seq", missing_ok);
-	store_oids.shards = store_relid(nsp, "counter_shards", missing_ok);
-	store_oids.shards_idx = store_relid(nsp, "counter_shards_pkey", missing_ok);
-	store_oids.tracked = store_relid(nsp, "tracked_tables", missing_ok);
-
-	/* half dropped, by the DROP EXTENSION running in this transaction */
-	if (!OidIsValid(store_oids.defs) || !OidIsValid(store_oids.defs_id_idx) ||
-		!OidIsValid(store_oids.defs_name_idx) || !OidIsValid(store_oids.defs_id_seq) ||
-		!OidIsValid(store_oids.shards_idx) || !OidIsValid(store_oids.tracked))
-		return NULL;
-	store_check_shard_layout(store_oids.shards);
-	store_oids_valid = true;
-	return &store_oids;
 }
 
 static const StoreOids *

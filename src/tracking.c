@@ -589,7 +589,30 @@ typedef struct DeltaSink
 {
 	CounterId	only;			/* 0: all counters, as pending increments */
 	int64		sum;			/* the deltas of counter `only` */
+	bool		checked;		/* `only` 0: the extension was locked */
+	bool		discard;		/* ... and had been dropped meanwhile */
 } DeltaSink;
+
+/*
+ * Before the first delta becomes a pending increment: lock the extension,
+ * which waits for a DROP EXTENSION in progress, and make sure the cache
+ * still describes the installed extension.  Writing rows to a tracked table
+ * takes no lock of ours, so the extension may have been dropped (and
+ * created again, with counter ids starting over) since the cache was
+ * built; then the counters these deltas belonged to are gone, and the
+ * deltas go with them.
+ */
+static bool
+sink_discards(DeltaSink *sink)
+{
+	if (!sink->checked)
+	{
+		sink->checked = true;
+		sink->discard = !store_is_installed() ||
+			store_tracked_tables_relid() != cache_tracked_tables;
+	}
+	return sink->discard;
+}
 
 static void
 sink_add(DeltaSink *sink, CounterId id, int64 delta)
@@ -597,7 +620,10 @@ sink_add(DeltaSink *sink, CounterId id, int64 delta)
 	if (delta == 0)
 		return;
 	if (sink->only == 0)
-		pending_add_tracked(id, delta);
+	{
+		if (!sink_discards(sink))
+			pending_add_tracked(id, delta);
+	}
 	else if (id == sink->only &&
 			 pg_add_s64_overflow(sink->sum, delta, &sink->sum))
 		report_counter_overflow(get_rel_name(tracking_table_of(id)));
@@ -682,7 +708,7 @@ collect_all(DeltaSink *sink)
 int64
 tracking_own_delta(CounterId id)
 {
-	DeltaSink	sink = {id, 0};
+	DeltaSink	sink = {.only = id};
 
 	if (!TransactionIdIsValid(GetTopTransactionIdIfAny()) ||
 		!tracking_cache_ensure() || tracking_counter_find(id) == NULL)
@@ -727,7 +753,7 @@ tracking_report_counts_off(Oid relid)
 void
 tracking_collect(void)
 {
-	DeltaSink	sink = {0, 0};
+	DeltaSink	sink = {0};
 
 	/* a transaction without an xid wrote no rows and made no records */
 	if (!TransactionIdIsValid(GetTopTransactionIdIfAny()))
