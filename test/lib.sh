@@ -8,7 +8,9 @@
 # to be there already.
 
 ES_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-ES_PG_BIN=/usr/lib/postgresql/15/bin
+# A copy of the PostgreSQL installation elsewhere works too (its paths are
+# relative), so parallel work can install into its own: ES_PG_BIN=/opt/x/...
+ES_PG_BIN=${ES_PG_BIN:-/usr/lib/postgresql/15/bin}
 ES_PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-client-15 \
   libipc-run-perl make gcc libfaketime"
 
