@@ -70,7 +70,12 @@ CREATE TABLE event_stats.counter_definitions (
     id      integer PRIMARY KEY,
     name    text COLLATE "C" NOT NULL UNIQUE
             CHECK (octet_length(name) BETWEEN 1 AND 63),
-    shards  integer NOT NULL CHECK (shards > 0)
+    shards  integer NOT NULL CHECK (shards > 0),
+    -- who owns the counter, and its privileges (NULL: the owner's alone),
+    -- as pg_class keeps them for a sequence; regrole and aclitem dump as
+    -- role names, so a restore finds the roles again
+    owner   regrole NOT NULL,
+    acl     aclitem[]
 );
 COMMENT ON TABLE event_stats.counter_definitions IS
     'One row per sharded counter. Do not write to it directly.';
@@ -263,6 +268,42 @@ COMMENT ON FUNCTION event_stats.set(event_stats.counter, bigint) IS
     'Sets the counter at commit; increments committed afterwards add to the new value';
 
 --------------------------------------------------------------------------
+-- Owners and privileges of counters, the way sequences have them: the
+-- creator owns a counter; SELECT on it allows value(), UPDATE allows
+-- increment() and set(); only the owner drops it, grants, revokes and
+-- gives it away.  By default nobody but the owner has any privilege.
+-- Counters that track a table follow the table's privileges instead.
+--------------------------------------------------------------------------
+
+CREATE FUNCTION event_stats.grant_counter(event_stats.counter, privileges text, grantee name)
+    RETURNS void
+    AS 'MODULE_PATHNAME', 'es_grant_counter'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION event_stats.grant_counter(event_stats.counter, text, name) IS
+    'GRANT for a counter: privileges is a list of SELECT (value()), UPDATE (increment(), set()) or ALL; grantee a role name or public. Owner only (42501); unknown privilege 22023';
+
+CREATE FUNCTION event_stats.revoke_counter(event_stats.counter, privileges text, grantee name)
+    RETURNS void
+    AS 'MODULE_PATHNAME', 'es_revoke_counter'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION event_stats.revoke_counter(event_stats.counter, text, name) IS
+    'REVOKE for a counter: the privileges and grantee as for grant_counter(). Owner only (42501)';
+
+CREATE FUNCTION event_stats.alter_counter_owner(event_stats.counter, new_owner regrole)
+    RETURNS void
+    AS 'MODULE_PATHNAME', 'es_alter_counter_owner'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION event_stats.alter_counter_owner(event_stats.counter, regrole) IS
+    'ALTER ... OWNER TO for a counter: the owner (or a superuser) gives it to a role it is a member of; grants move with it (42501 otherwise)';
+
+CREATE FUNCTION event_stats.value_if_readable(event_stats.counter)
+    RETURNS bigint
+    AS 'MODULE_PATHNAME', 'es_value_if_readable'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION event_stats.value_if_readable(event_stats.counter) IS
+    'value(), or NULL where value() would refuse an existing counter: no SELECT on it (or on its tracked table), row-level security on that table, or a value out of bigint range';
+
+--------------------------------------------------------------------------
 -- Row counts of tables, with no trigger and no per-row work
 --------------------------------------------------------------------------
 
@@ -280,31 +321,28 @@ CREATE FUNCTION event_stats.untrack(tbl regclass)
 COMMENT ON FUNCTION event_stats.untrack(regclass) IS
     'Stops tracking the table and drops its counter';
 
--- A tracked table's count is shown only to roles that may count its rows.
+-- Every counter is listed; its value only where value() would answer.
 CREATE VIEW event_stats.counters AS
     SELECT d.name,
            d.id::event_stats.counter AS counter,
-           CASE WHEN t.relid IS NULL
-                  OR pg_catalog.has_table_privilege(t.relid, 'SELECT')
-                THEN event_stats.value(d.id::event_stats.counter)
-           END AS value,
+           event_stats.value_if_readable(d.id::event_stats.counter) AS value,
            d.shards,
-           t.relid AS tracks
+           t.relid AS tracks,
+           d.owner,
+           d.acl
       FROM event_stats.counter_definitions d
       LEFT JOIN event_stats.tracked_tables t ON t.counter_id = d.id;
 COMMENT ON VIEW event_stats.counters IS
-    'Every counter with its value in the current snapshot, and the table it tracks, if any';
+    'Every counter: its value in the current snapshot (NULL where value() would refuse it), the table it tracks, if any, its owner and privileges';
 
 --------------------------------------------------------------------------
--- Privileges.  Creating, dropping and setting counters, and tracking
--- tables, is for the extension owner and roles it grants (track and untrack
--- also require owning the table); incrementing and reading are open to
--- every role, except that a tracked table's count needs SELECT on it.  Change either with GRANT / REVOKE on the functions.
+-- Privileges.  Creating counters and tracking tables is for the extension
+-- owner and roles it grants EXECUTE (track and untrack also require owning
+-- the table).  Every role may call the other functions; what they may do
+-- to a given counter is its privileges' business (see above).
 --------------------------------------------------------------------------
 
 REVOKE EXECUTE ON FUNCTION event_stats.create_counter(text, integer),
-    event_stats.drop_counter(event_stats.counter),
-    event_stats.set(event_stats.counter, bigint),
     event_stats.track(regclass, text),
     event_stats.untrack(regclass) FROM PUBLIC;
 GRANT USAGE ON SCHEMA event_stats TO PUBLIC;

@@ -11,6 +11,8 @@ SELECT event_stats.increment(1::event_stats.counter);
 SELECT event_stats.value(1::event_stats.counter);
 SELECT event_stats.set(1::event_stats.counter, 1);
 SELECT event_stats.drop_counter(1::event_stats.counter);
+SELECT event_stats.grant_counter(1::event_stats.counter, 'select', 'public');
+SELECT event_stats.value_if_readable(1::event_stats.counter);
 SELECT * FROM event_stats.counters;
 -- the hlc type is plain data and works; the clock lives in shared memory
 -- and refuses

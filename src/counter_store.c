@@ -84,6 +84,7 @@
 #include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_extension.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
@@ -109,10 +110,12 @@
 #define ES_SCHEMA				"event_stats"
 
 /* counter_definitions */
-#define Natts_def				3
+#define Natts_def				5
 #define Anum_def_id				1
 #define Anum_def_name			2
 #define Anum_def_shards			3
+#define Anum_def_owner			4
+#define Anum_def_acl			5
 
 /* counter_shards */
 #define Natts_shard				4
@@ -180,6 +183,7 @@ typedef struct ShardHint
 	ItemPointerData tid;
 } ShardHint;
 
+static MemoryContext def_cache_cxt = NULL;	/* both hashes and their ACLs */
 static HTAB *defs_by_name = NULL;
 static HTAB *defs_by_id = NULL;
 static HTAB *shard_hints = NULL;
@@ -213,13 +217,14 @@ typedef enum ShardOp
 } ShardOp;
 
 static HTAB *
-local_hash(const char *name, Size keysize, Size entrysize, int flags)
+local_hash(const char *name, Size keysize, Size entrysize, int flags,
+		   MemoryContext cxt)
 {
 	HASHCTL		ctl;
 
 	ctl.keysize = keysize;
 	ctl.entrysize = entrysize;
-	ctl.hcxt = CacheMemoryContext;
+	ctl.hcxt = cxt;
 	return hash_create(name, 64, &ctl, HASH_ELEM | HASH_CONTEXT | flags);
 }
 
@@ -233,10 +238,10 @@ store_invalidate(Datum arg, Oid relid)
 	{
 		store_oids_valid = false;
 		store_cache_generation++;
-		if (defs_by_name != NULL)
+		if (def_cache_cxt != NULL)
 		{
-			hash_destroy(defs_by_name);
-			hash_destroy(defs_by_id);
+			MemoryContextDelete(def_cache_cxt);
+			def_cache_cxt = NULL;
 			defs_by_name = defs_by_id = NULL;
 		}
 		/* a rewritten or recreated table makes every remembered TID wrong */
@@ -289,7 +294,8 @@ store_index_relid(Oid nsp, const char *relname, Oid table)
  * it, rather than misread it.
  */
 static void
-store_check_layout(Oid relid, const char *relname, int natts, const Oid *types)
+store_check_layout(Oid relid, const char *relname, int natts, const Oid *types,
+				   AttrNumber nullable)
 {
 	Relation	rel = table_open(relid, AccessShareLock);
 	TupleDesc	desc = RelationGetDescr(rel);
@@ -299,7 +305,8 @@ store_check_layout(Oid relid, const char *relname, int natts, const Oid *types)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 
-		ok = att->atttypid == types[i] && att->attnotnull && !att->attisdropped;
+		ok = att->atttypid == types[i] && !att->attisdropped &&
+			(att->attnotnull || att->attnum == nullable);
 	}
 	table_close(rel, AccessShareLock);
 
@@ -326,7 +333,9 @@ store_check_layout(Oid relid, const char *relname, int natts, const Oid *types)
 static bool
 store_fill_oids(void)
 {
-	static const Oid def_types[Natts_def] = {INT4OID, TEXTOID, INT4OID};
+	/* types; the ACL alone may be NULL (default privileges) */
+	static const Oid def_types[Natts_def] =
+	{INT4OID, TEXTOID, INT4OID, REGROLEOID, ACLITEMARRAYOID};
 	static const Oid shard_types[Natts_shard] = {INT4OID, INT4OID, INT8OID, BPCHAROID};
 	static const Oid tracked_types[Natts_tracked] = {REGCLASSOID, INT4OID, TEXTOID};
 	Oid			nsp;
@@ -355,9 +364,10 @@ store_fill_oids(void)
 		!OidIsValid(o.shards_idx))
 		return false;
 
-	store_check_layout(o.defs, "counter_definitions", Natts_def, def_types);
-	store_check_layout(o.shards, "counter_shards", Natts_shard, shard_types);
-	store_check_layout(o.tracked, "tracked_tables", Natts_tracked, tracked_types);
+	store_check_layout(o.defs, "counter_definitions", Natts_def, def_types,
+					   Anum_def_acl);
+	store_check_layout(o.shards, "counter_shards", Natts_shard, shard_types, 0);
+	store_check_layout(o.tracked, "tracked_tables", Natts_tracked, tracked_types, 0);
 
 	store_oids = o;
 	store_oids_valid = true;
@@ -509,8 +519,13 @@ store_insert_tuple(Relation rel, HeapTuple tuple)
  * Definitions
  * ----------
  */
+/*
+ * Reads a definition row.  The ACL, if the row has one, is copied into
+ * aclcxt: the caller's memory, or the definition cache's.
+ */
 static void
-def_from_tuple(Relation rel, HeapTuple tuple, CounterDef *def)
+def_from_tuple(Relation rel, HeapTuple tuple, CounterDef *def,
+			   MemoryContext aclcxt)
 {
 	Datum		values[Natts_def];
 	bool		isnull[Natts_def];
@@ -520,6 +535,15 @@ def_from_tuple(Relation rel, HeapTuple tuple, CounterDef *def)
 	def->shards = DatumGetInt32(values[Anum_def_shards - 1]);
 	text_to_cstring_buffer(DatumGetTextPP(values[Anum_def_name - 1]),
 						   def->name, sizeof(def->name));
+	def->owner = DatumGetObjectId(values[Anum_def_owner - 1]);
+	def->acl = NULL;
+	if (!isnull[Anum_def_acl - 1])
+	{
+		MemoryContext old = MemoryContextSwitchTo(aclcxt);
+
+		def->acl = DatumGetAclPCopy(values[Anum_def_acl - 1]);
+		MemoryContextSwitchTo(old);
+	}
 }
 
 /*
@@ -550,7 +574,7 @@ def_lookup(Oid indexoid, AttrNumber attno, RegProcedure eqproc, Datum key,
 	tuple = systable_getnext(scan);
 	if (HeapTupleIsValid(tuple))
 	{
-		def_from_tuple(rel, tuple, def);
+		def_from_tuple(rel, tuple, def, CurrentMemoryContext);
 		found = true;
 	}
 	systable_endscan(scan);
@@ -566,18 +590,30 @@ def_cache_add(const CounterDef *def)
 {
 	DefByName  *byname;
 	DefById    *byid;
+	CounterDef	cached = *def;
 
-	if (defs_by_name == NULL)
+	if (def_cache_cxt == NULL)
 	{
+		def_cache_cxt = AllocSetContextCreate(CacheMemoryContext,
+											  "event_stats counter definitions",
+											  ALLOCSET_SMALL_SIZES);
 		defs_by_name = local_hash("event_stats counters by name",
-								  NAMEDATALEN, sizeof(DefByName), HASH_STRINGS);
+								  NAMEDATALEN, sizeof(DefByName), HASH_STRINGS,
+								  def_cache_cxt);
 		defs_by_id = local_hash("event_stats counters by id",
-								sizeof(CounterId), sizeof(DefById), HASH_BLOBS);
+								sizeof(CounterId), sizeof(DefById), HASH_BLOBS,
+								def_cache_cxt);
+	}
+	/* the entries share one copy of the ACL, freed with the cache */
+	if (def->acl != NULL)
+	{
+		cached.acl = MemoryContextAlloc(def_cache_cxt, ACL_SIZE(def->acl));
+		memcpy(cached.acl, def->acl, ACL_SIZE(def->acl));
 	}
 	byname = hash_search(defs_by_name, def->name, HASH_ENTER, NULL);
-	byname->def = *def;
+	byname->def = cached;
 	byid = hash_search(defs_by_id, &def->id, HASH_ENTER, NULL);
-	byid->def = *def;
+	byid->def = cached;
 }
 
 /* The newest committed definition of this name, through the cache. */
@@ -636,6 +672,25 @@ def_cache_invalidate_everywhere(Relation defs)
 	CacheInvalidateRelcache(defs);
 }
 
+/*
+ * Makes every backend of the database replan its cached plans at their
+ * next use, once this transaction commits.  A counter named by a constant
+ * ('events'::event_stats.counter, or increment('events') in a PL/pgSQL
+ * function) was resolved to its id when the query was analysed, and
+ * nothing ties the plan to the counter, as a regclass constant ties a plan
+ * to its table.  After a drop, a replan resolves the name again: to a
+ * counter created since under that name, as a regclass constant follows a
+ * table dropped and created again, or to a clear "does not exist".
+ * PostgreSQL resets every cached plan when pg_namespace changes
+ * (plancache.c), so a catalog-wide invalidation of pg_namespace is the
+ * means it offers; drops are rare enough for that.
+ */
+static void
+plans_invalidate_everywhere(void)
+{
+	CacheInvalidateCatalog(NamespaceRelationId);
+}
+
 static HeapTuple
 shard_tuple(Relation rel, CounterId id, int32 shard, int64 value)
 {
@@ -681,6 +736,8 @@ store_create(const char *name, int32 shards)
 	values[Anum_def_id - 1] = Int32GetDatum(id);
 	values[Anum_def_name - 1] = CStringGetTextDatum(name);
 	values[Anum_def_shards - 1] = Int32GetDatum(shards);
+	values[Anum_def_owner - 1] = ObjectIdGetDatum(GetUserId());
+	isnull[Anum_def_acl - 1] = true;	/* default privileges */
 	tuple = heap_form_tuple(RelationGetDescr(defs), values, isnull);
 	store_insert_tuple(defs, tuple);
 	def_cache_invalidate_everywhere(defs);
@@ -758,16 +815,21 @@ shard_fetch_latest(Relation rel, CounterId id, int32 shard,
  * index scan copies a leaf page's entries when it reads the page; if an
  * update then moves the row to a new heap page (a non-HOT update, with a
  * new index entry) and commits, the scan sees only the dead old version.
- * Definition rows are inserted and deleted but never updated, so this
- * lookup cannot race that way, and a shard lookup retried afterwards finds
- * the new entry.
+ * Definition rows are updated too (owner and privileges), so this lookup
+ * uses a fresh MVCC snapshot, which cannot race that way: an update it
+ * sees as committed inserted its index entry before the snapshot was
+ * taken.  It also sees this transaction's own earlier commands.  A shard
+ * lookup retried afterwards finds the new entry.
  */
 static bool
 counter_still_defined(CounterId id)
 {
 	CounterDef	def;
+	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	bool		found = store_lookup_by_id(id, snapshot, &def);
 
-	return store_lookup_by_id(id, SnapshotSelf, &def);
+	UnregisterSnapshot(snapshot);
+	return found;
 }
 
 /*
@@ -827,7 +889,8 @@ shard_remember(CounterId id, int32 shard, ItemPointer tid)
 
 	if (shard_hints == NULL)
 		shard_hints = local_hash("event_stats shard hints", sizeof(CounterId),
-								 sizeof(ShardHint), HASH_BLOBS);
+								 sizeof(ShardHint), HASH_BLOBS,
+								 CacheMemoryContext);
 	hint = hash_search(shard_hints, &id, HASH_ENTER, NULL);
 	hint->shard = shard;
 	hint->tid = *tid;
@@ -1020,6 +1083,7 @@ store_drop(CounterId id, bool missing_ok)
 	TM_FailureData tmfd;
 	TM_Result	result = TM_Deleted;
 
+	store_lock_definition(id);
 	defs = table_open(oids->defs, RowExclusiveLock);
 	ScanKeyInit(&skey, Anum_def_id, BTEqualStrategyNumber, F_INT4EQ,
 				Int32GetDatum(id));
@@ -1029,7 +1093,7 @@ store_drop(CounterId id, bool missing_ok)
 	found = HeapTupleIsValid(tuple);
 	if (found)
 	{
-		def_from_tuple(defs, tuple, &def);
+		def_from_tuple(defs, tuple, &def, CurrentMemoryContext);
 		tid = tuple->t_self;
 	}
 	systable_endscan(scan);
@@ -1048,6 +1112,7 @@ store_drop(CounterId id, bool missing_ok)
 				 errmsg("counter with id %d does not exist", id)));
 	}
 	def_cache_invalidate_everywhere(defs);
+	plans_invalidate_everywhere();
 	table_close(defs, RowExclusiveLock);
 
 	shards = table_open(oids->shards, RowExclusiveLock);
@@ -1059,12 +1124,72 @@ store_drop(CounterId id, bool missing_ok)
 }
 
 /*
+ * Serialises the changes of one definition row -- drop, owner, privileges
+ * -- among themselves, until the end of the transaction, the way
+ * PostgreSQL locks a catalog object before altering it.  Increments never
+ * take it: they do not change the definition.
+ */
+void
+store_lock_definition(CounterId id)
+{
+	const StoreOids *oids = store_get_oids();
+
+	LockDatabaseObject(oids->defs, (Oid) id, 0, ShareUpdateExclusiveLock);
+}
+
+/*
+ * Replaces the counter's owner and ACL (NULL: default privileges).  The
+ * caller holds store_lock_definition(id) since before it read the values
+ * it changed.
+ */
+void
+store_set_owner_acl(CounterId id, Oid owner, Acl *acl)
+{
+	const StoreOids *oids = store_get_oids();
+	Relation	defs = table_open(oids->defs, RowExclusiveLock);
+	ScanKeyData skey;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	HeapTuple	newtuple;
+	Datum		values[Natts_def] = {0};
+	bool		isnull[Natts_def] = {false};
+	bool		replace[Natts_def] = {false};
+
+	ScanKeyInit(&skey, Anum_def_id, BTEqualStrategyNumber, F_INT4EQ,
+				Int32GetDatum(id));
+	scan = systable_beginscan(defs, oids->defs_id_idx, true, SnapshotSelf,
+							  1, &skey);
+	tuple = systable_getnext(scan);
+	if (!HeapTupleIsValid(tuple))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("counter with id %d does not exist", id)));
+
+	values[Anum_def_owner - 1] = ObjectIdGetDatum(owner);
+	replace[Anum_def_owner - 1] = true;
+	values[Anum_def_acl - 1] = PointerGetDatum(acl);
+	isnull[Anum_def_acl - 1] = (acl == NULL);
+	replace[Anum_def_acl - 1] = true;
+	newtuple = heap_modify_tuple(tuple, RelationGetDescr(defs), values, isnull,
+								 replace);
+	simple_heap_update(defs, &tuple->t_self, newtuple);
+	if (!HeapTupleIsHeapOnly(newtuple))
+		insert_index_entries(defs, newtuple, true);
+	systable_endscan(scan);
+
+	def_cache_invalidate_everywhere(defs);
+	table_close(defs, RowExclusiveLock);
+	CommandCounterIncrement();
+}
+
+/*
  * Sums the shard rows visible to snapshot.  The sum is formed in 128 bits:
  * shards may hold values of both signs whose running total leaves the int8
- * range although the result does not.
+ * range although the result does not.  A sum out of that range is an
+ * error, or with overflow given, sets *overflow and returns 0.
  */
 int64
-store_sum_shards(const CounterDef *def, Snapshot snapshot)
+store_sum_shards(const CounterDef *def, Snapshot snapshot, bool *overflow)
 {
 	const StoreOids *oids = store_get_oids();
 	Relation	rel = table_open(oids->shards, AccessShareLock);
@@ -1083,6 +1208,11 @@ store_sum_shards(const CounterDef *def, Snapshot snapshot)
 
 	if (int128_compare(sum, int64_to_int128(PG_INT64_MAX)) > 0 ||
 		int128_compare(sum, int64_to_int128(PG_INT64_MIN)) < 0)
-		report_counter_overflow(def->name);
+	{
+		if (overflow == NULL)
+			report_counter_overflow(def->name);
+		*overflow = true;
+		return 0;
+	}
 	return int128_to_int64(sum);
 }

@@ -46,6 +46,29 @@ counter_resolve(const char *name)
 	return def.id;
 }
 
+/*
+ * The error for a handle whose counter is gone.  Plans that named a counter
+ * by a constant are replanned when a counter is dropped (store_drop), so
+ * this is met by handles kept elsewhere: in a table, a variable, a client.
+ */
+void
+counter_report_missing(CounterId id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("counter with id %d does not exist", id),
+			 errdetail("The handle refers to a counter that has been dropped, or to no counter at all."),
+			 errhint("Counter ids are never reused: look the counter up again by its name.")));
+}
+
+/* The newest committed definition of the counter (and this transaction's). */
+void
+counter_get(CounterId id, CounterDef *def)
+{
+	if (!store_lookup_by_id(id, NULL, def))
+		counter_report_missing(id);
+}
+
 Datum
 counter_in(PG_FUNCTION_ARGS)
 {

@@ -11,6 +11,7 @@
  *	 counter_pending.c	this transaction's not-yet-written increments and
  *						the transaction callbacks that write them
  *	 counter_type.c		the event_stats.counter type: text I/O, operators
+ *	 counter_acl.c		owners and privileges of counters
  *	 counter_api.c		SQL-callable counter functions
  *	 tracking.c			row counts of tracked tables: which tables, and what
  *						each committing transaction adds to their counters
@@ -39,6 +40,7 @@
 #include "access/xlogdefs.h"
 #include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
+#include "utils/acl.h"
 #include "utils/relcache.h"
 #include "utils/snapshot.h"
 
@@ -56,6 +58,13 @@ typedef struct CounterDef
 	CounterId	id;
 	int32		shards;
 	char		name[NAMEDATALEN];
+	Oid			owner;
+	/*
+	 * NULL: default privileges.  Points into the definition cache (or the
+	 * caller's memory, for lookups in a snapshot): valid until the next
+	 * cache invalidation, so check privileges right after the lookup.
+	 */
+	Acl		   *acl;
 } CounterDef;
 
 extern bool store_is_installed(void);
@@ -66,9 +75,12 @@ extern bool store_lookup_by_name(const char *name, CounterDef *def);
 extern bool store_lookup_by_id(CounterId id, Snapshot snapshot, CounterDef *def);
 extern CounterId store_create(const char *name, int32 shards);
 extern void store_drop(CounterId id, bool missing_ok);
+extern void store_lock_definition(CounterId id);
+extern void store_set_owner_acl(CounterId id, Oid owner, Acl *acl);
 extern Oid	store_tracked_tables_relid(void);
 extern void store_insert_tuple(Relation rel, HeapTuple tuple);
-extern int64 store_sum_shards(const CounterDef *def, Snapshot snapshot);
+extern int64 store_sum_shards(const CounterDef *def, Snapshot snapshot,
+							  bool *overflow);
 extern void store_add_to_shards(const CounterDef *def, int64 delta);
 extern void store_reset_shards(const CounterDef *def, int64 value);
 
@@ -103,12 +115,21 @@ extern void tracking_restore(void);
 extern void tracking_forget_dropped(Oid relid, CounterId id);
 extern void tracking_refuse_manual_change(CounterId id, const char *function);
 extern void tracking_check_read(CounterId id);
+extern bool tracking_may_read(CounterId id);
 
 /* tracking_ddl.c */
 extern void tracking_register_hooks(void);
 
 /* counter_type.c */
 extern CounterId counter_resolve(const char *name);
+extern void counter_report_missing(CounterId id) pg_attribute_noreturn();
+extern void counter_get(CounterId id, CounterDef *def);
+
+/* counter_acl.c */
+extern bool counter_may(const CounterDef *def, AclMode mode);
+extern void counter_require(const CounterDef *def, AclMode mode);
+extern void counter_lock_as_owner(CounterId id, const char *function,
+								  CounterDef *def);
 
 /*
  * hlc_type.c: an event_stats.hlc is a uint64 passed by value.  The high 52

@@ -458,7 +458,7 @@ counter_committed_value(CounterId id, bool *found)
 	if (!*found)
 		return 0;
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
-	value = store_sum_shards(&def, snapshot);
+	value = store_sum_shards(&def, snapshot, NULL);
 	UnregisterSnapshot(snapshot);
 	return value;
 }
@@ -1053,6 +1053,35 @@ tracking_refuse_manual_change(CounterId id, const char *function)
 }
 
 /* A tracked table's row count is readable by those who may count its rows. */
+typedef enum TrackedReadDenial
+{
+	TRACKED_READ_OK,
+	TRACKED_READ_NO_PRIVILEGE,
+	TRACKED_READ_RLS
+} TrackedReadDenial;
+
+static TrackedReadDenial
+tracking_read_denial(Oid relid)
+{
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK &&
+		pg_attribute_aclcheck_all(relid, GetUserId(), ACL_SELECT,
+								  ACLMASK_ANY) != ACLCHECK_OK)
+		return TRACKED_READ_NO_PRIVILEGE;
+	/* the count covers every row; row-level security would hide some */
+	if (check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
+		return TRACKED_READ_RLS;
+	return TRACKED_READ_OK;
+}
+
+/* May the current role read this counter, as far as tracking is concerned? */
+bool
+tracking_may_read(CounterId id)
+{
+	Oid			relid = tracking_table_of(id);
+
+	return !OidIsValid(relid) || tracking_read_denial(relid) == TRACKED_READ_OK;
+}
+
 void
 tracking_check_read(CounterId id)
 {
@@ -1060,15 +1089,18 @@ tracking_check_read(CounterId id)
 
 	if (!OidIsValid(relid))
 		return;
-	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK &&
-		pg_attribute_aclcheck_all(relid, GetUserId(), ACL_SELECT,
-								  ACLMASK_ANY) != ACLCHECK_OK)
-		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, get_rel_name(relid));
-	/* the count covers every row; row-level security would hide some */
-	if (check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("cannot read the row count of table \"%s\" under row-level security",
-						get_rel_name(relid)),
-				 errdetail("The counter counts every row, including rows the policies hide from you.")));
+	switch (tracking_read_denial(relid))
+	{
+		case TRACKED_READ_OK:
+			break;
+		case TRACKED_READ_NO_PRIVILEGE:
+			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, get_rel_name(relid));
+			break;
+		case TRACKED_READ_RLS:
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("cannot read the row count of table \"%s\" under row-level security",
+							get_rel_name(relid)),
+					 errdetail("The counter counts every row, including rows the policies hide from you.")));
+	}
 }

@@ -15,12 +15,34 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
+#include "utils/syscache.h"
 
 #include "event_stats.h"
 
 PG_FUNCTION_INFO_V1(es_track);
 PG_FUNCTION_INFO_V1(es_untrack);
+
+/*
+ * A regclass argument can be any OID ('0'::regclass, or a table dropped
+ * since the value was read).  Lock it first, with the lock track() and
+ * untrack() take anyway, then see whether it exists, as PostgreSQL's own
+ * name lookups do, so that a missing table is a clear error rather than
+ * a failure to open it.
+ */
+static void
+tracking_api_lock_table(Oid relid)
+{
+	LockRelationOid(relid, ShareRowExclusiveLock);
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+	{
+		UnlockRelationOid(relid, ShareRowExclusiveLock);
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	}
+}
 
 static void
 tracking_api_start(FunctionCallInfo fcinfo, const char *function)
@@ -33,6 +55,7 @@ tracking_api_start(FunctionCallInfo fcinfo, const char *function)
 	PreventCommandIfReadOnly(function);
 	PreventCommandIfParallelMode(function);
 	store_require_installed();
+	tracking_api_lock_table(PG_GETARG_OID(0));
 }
 
 /*
