@@ -224,8 +224,9 @@ hlc_persist_read(Hlc *ceiling, HlcPreparedHold *holds, int *nholds,
 /*
  * Replace the state file with the ceiling and the current holds of prepared
  * transactions.  Callers hold the clock's window lock (or are alone: the
- * postmaster at shutdown).  With elevel below ERROR (at shutdown), a
- * failure is logged and the old file, whose ceiling is higher, stays.
+ * postmaster at shutdown).  With elevel below ERROR (at shutdown, whose
+ * old file has a higher ceiling, and after COMMIT PREPARED, whose old file
+ * only has one hold more), a failure is logged and the old file stays.
  */
 void
 hlc_persist_write_state_file(Hlc ceiling, int elevel)
