@@ -50,6 +50,9 @@
  *	  skip the lock.  Writers of
  *	  the state file hold the clock's window lock first (hlc_clock.c).
  * The clock's hot path never takes prepared_lock.
+ * Backend-local: xact_holds, this backend's transaction has stored its
+ * hold; prepared_capacity, set in the postmaster and inherited; the previous
+ * ProcessUtility hook, written once in _PG_init.
  *
  *-------------------------------------------------------------------------
  */
@@ -220,7 +223,11 @@ hlc_horizon_hold(Hlc below)
 	return true;
 }
 
-/* The transaction's first value is value: hold just below it. */
+/*
+ * Hold just below value: the transaction's first value, or, while a caller
+ * that set the hold waits for the wall clock before taking any value, the
+ * value after the clock's new last one (hlc_clock_tick).
+ */
 void
 hlc_horizon_tighten(Hlc value)
 {
