@@ -537,9 +537,9 @@ COMMENT ON FUNCTION event_stats.hlc_now() IS
 
 CREATE FUNCTION event_stats.hlc_observe(event_stats.hlc)
     RETURNS event_stats.hlc AS 'MODULE_PATHNAME', 'es_hlc_observe'
-    LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL SAFE;
 COMMENT ON FUNCTION event_stats.hlc_observe(event_stats.hlc) IS
-    'Moves the clock past a value seen elsewhere and returns a new value greater than both; refuses values more than event_stats.hlc_max_drift ahead of the wall clock';
+    'Moves the clock past a value seen elsewhere and returns a new value greater than both; refuses null and values more than event_stats.hlc_max_drift ahead of the wall clock';
 
 CREATE FUNCTION event_stats.unique_timestamp()
     RETURNS timestamptz AS 'MODULE_PATHNAME', 'es_unique_timestamp'
@@ -551,6 +551,8 @@ CREATE FUNCTION event_stats.hlc_status(
     OUT current event_stats.hlc,
     OUT wall_clock timestamptz,
     OUT drift interval,
+    OUT max_drift interval,
+    OUT drift_waits bigint,
     OUT high_water_mark event_stats.hlc,
     OUT backward_steps bigint,
     OUT refused_observations bigint,
@@ -561,7 +563,7 @@ CREATE FUNCTION event_stats.hlc_status(
     RETURNS record AS 'MODULE_PATHNAME', 'es_hlc_status'
     LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION event_stats.hlc_status() IS
-    'The last value handed out, the wall clock, how far the clock runs ahead of it, the persisted ceiling, counts of backward wall-clock steps and refused observations, and the closed timestamp: how far it lags the clock and the session (pid) or prepared transaction (xid) holding it back';
+    'The last value handed out, the wall clock, how far the clock runs ahead of it, the bound on that (event_stats.hlc_max_drift) and how many calls waited for the wall clock to keep it, the persisted ceiling, counts of backward wall-clock steps and refused observations, and the closed timestamp: how far it lags the clock and the session (pid) or prepared transaction (xid) holding it back';
 
 --------------------------------------------------------------------------
 -- The closed timestamp, for change feeds that never miss a late commit.

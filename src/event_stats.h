@@ -173,6 +173,8 @@ typedef struct HlcStatus
 	Hlc			high_water_mark;
 	uint64		backward_steps;
 	uint64		refused_observations;
+	uint64		drift_waits;
+	int64		max_drift_us;	/* event_stats.hlc_max_drift */
 } HlcStatus;
 
 extern void hlc_clock_status(HlcStatus *status);
@@ -182,6 +184,7 @@ extern bool hlc_clock_usable(void);
 extern void hlc_clock_require_usable(void);
 extern void hlc_clock_log_prepared_hold(TransactionId xid, Hlc holds);
 extern void hlc_clock_redo_prepared_hold(TransactionId xid, Hlc holds);
+extern void hlc_clock_drop_finished_holds(void);
 extern int	hlc_max_drift_ms;
 
 /* a prepared transaction that took clock values: the horizon stays below */
@@ -195,6 +198,7 @@ typedef struct HlcPreparedHold
 #define HLC_STATE_FILE		"event_stats_hlc"
 
 extern void hlc_persist_register_rmgr(void);
+extern int	hlc_persist_count_holds(void);
 extern bool hlc_persist_read(Hlc *ceiling, HlcPreparedHold *holds,
 							 int *nholds, int maxholds);
 extern void hlc_persist_write_state_file(Hlc ceiling, int elevel);
@@ -203,7 +207,7 @@ extern void hlc_persist_prepared_hold(TransactionId xid, Hlc holds, Hlc ceiling)
 extern void hlc_persist_wait_for_standbys(XLogRecPtr lsn);
 
 /* hlc_horizon.c */
-extern Size hlc_horizon_shmem_size(void);
+extern Size hlc_horizon_shmem_request(void);
 extern void hlc_horizon_shmem_init(const HlcPreparedHold *holds, int nholds);
 extern void hlc_horizon_register_callbacks(void);
 extern bool hlc_horizon_hold(Hlc below);
@@ -211,6 +215,7 @@ extern void hlc_horizon_tighten(Hlc value);
 extern int	hlc_horizon_max_prepared(void);
 extern int	hlc_horizon_copy_prepared(HlcPreparedHold *holds, int maxholds);
 extern void hlc_horizon_add_prepared(TransactionId xid, Hlc holds);
+extern int	hlc_horizon_prune_prepared(void);
 
 typedef struct HlcHorizon
 {

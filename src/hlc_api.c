@@ -35,15 +35,21 @@ es_hlc_now(PG_FUNCTION_ARGS)
 /*
  * The HLC receive rule.  An observation too far ahead would drag the
  * clock, and every value after it, away from the wall clock, so it is
- * refused before the clock moves.
+ * refused before the clock moves.  Not STRICT: a null observation is a
+ * caller's mistake that a silent null result would hide.
  */
 Datum
 es_hlc_observe(PG_FUNCTION_ARGS)
 {
-	Hlc			observed = PG_GETARG_HLC(0);
+	Hlc			observed;
 	int64		ahead_us;
 
 	es_require_preload();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("observed clock value must not be null")));
+	observed = PG_GETARG_HLC(0);
 	if (hlc_observation_too_far(observed, &ahead_us))
 	{
 		hlc_count_refused_observation();
@@ -99,8 +105,8 @@ es_hlc_status(PG_FUNCTION_ARGS)
 	TupleDesc	tupdesc;
 	HlcStatus	status;
 	HlcHorizon	horizon;
-	Datum		values[10];
-	bool		nulls[10] = {0};
+	Datum		values[12];
+	bool		nulls[12] = {0};
 	int64		ahead_us;
 
 	es_require_preload();
@@ -114,23 +120,25 @@ es_hlc_status(PG_FUNCTION_ARGS)
 	values[1] = TimestampTzGetDatum((TimestampTz) status.wall_us -
 									HLC_UNIX_TO_PG_EPOCH_US);
 	values[2] = IntervalPGetDatum(interval_from_us(Max(ahead_us, 0)));
-	values[3] = HlcGetDatum(status.high_water_mark);
-	values[4] = Int64GetDatum((int64) status.backward_steps);
-	values[5] = Int64GetDatum((int64) status.refused_observations);
+	values[3] = IntervalPGetDatum(interval_from_us(status.max_drift_us));
+	values[4] = Int64GetDatum((int64) status.drift_waits);
+	values[5] = HlcGetDatum(status.high_water_mark);
+	values[6] = Int64GetDatum((int64) status.backward_steps);
+	values[7] = Int64GetDatum((int64) status.refused_observations);
 
 	/* no horizon where no value can be taken: a standby, a lost state */
 	if (hlc_clock_usable())
 	{
 		hlc_horizon_compute(&horizon);
-		values[6] = HlcGetDatum(horizon.horizon);
-		values[7] = IntervalPGetDatum(interval_from_us(
+		values[8] = HlcGetDatum(horizon.horizon);
+		values[9] = IntervalPGetDatum(interval_from_us(
 			(int64) HlcPhysical(hlc_clock_last()) - (int64) HlcPhysical(horizon.horizon)));
-		values[8] = Int32GetDatum(horizon.holder_pid);
-		nulls[8] = horizon.holder_pid == 0;
-		values[9] = TransactionIdGetDatum(horizon.holder_xid);
-		nulls[9] = !TransactionIdIsValid(horizon.holder_xid);
+		values[10] = Int32GetDatum(horizon.holder_pid);
+		nulls[10] = horizon.holder_pid == 0;
+		values[11] = TransactionIdGetDatum(horizon.holder_xid);
+		nulls[11] = !TransactionIdIsValid(horizon.holder_xid);
 	}
 	else
-		nulls[6] = nulls[7] = nulls[8] = nulls[9] = true;
+		nulls[8] = nulls[9] = nulls[10] = nulls[11] = true;
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

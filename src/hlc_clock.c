@@ -30,6 +30,25 @@
  * itself: the first call after start-up, or an observation that moves the
  * clock by more than half a window at once.
  *
+ * The drift bound.  Nothing moves the clock's physical part further ahead
+ * of the wall clock than event_stats.hlc_max_drift: hlc_observe() refuses
+ * such observations, and a value that would move the physical part forward,
+ * past the last value's, to more than the bound ahead is not taken: its
+ * caller sleeps in short steps, cancellable, re-reading the wall clock,
+ * until the wall clock has caught up (as CockroachDB waits out its
+ * uncertainty).  Without that, one backend calling unique_timestamp(),
+ * which takes a whole microsecond each time, faster than a million times a
+ * second would push the clock, and everyone's values, ever further ahead,
+ * and the state file would carry the lead across restarts.  Logical ticks
+ * within the last value's microsecond never wait, so hlc_now() goes on at
+ * up to 4096 values per microsecond whatever the wall clock does.  The
+ * same wait applies when the wall clock is behind the clock for other
+ * reasons: after a crash the clock resumes at the persisted ceiling, up to
+ * 3 s ahead, and after the wall clock steps back; with a bound smaller
+ * than that lead, callers that need a new microsecond wait until the wall
+ * clock is within the bound again.  The bound is PGC_SIGHUP because it
+ * limits a clock every session shares.
+ *
  * Why this and not a WAL record per value (WAL on the hot path) or a
  * background worker raising the ceiling (one more process, whose death or
  * delay stalls every caller): here the clock cannot stall while any
@@ -57,7 +76,8 @@
  *	  holds of prepared transactions (hlc_horizon.c).  written is the highest ceiling made durable locally;
  *	  it runs ahead of persisted while its writer waits for synchronous
  *	  standbys, which it does without the lock so that it can be cancelled.
- *	- wall_high, backward_steps, refused_observations: atomics.
+ *	- wall_high, backward_steps, refused_observations, drift_waits:
+ *	  atomics.
  * In recovery only the startup process changes the clock (redo), and the
  * SQL functions that take values refuse to run.
  *
@@ -73,6 +93,7 @@
 #include "storage/shmem.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
+#include "utils/wait_event.h"
 
 #include "event_stats.h"
 
@@ -83,6 +104,13 @@
 /* wall_high is raised when a reading passes it by this much */
 #define HLC_WALL_HIGH_STEP_US	1000
 
+/*
+ * The longest sleep of a wait for the wall clock to catch up: short, so
+ * that a waiting caller takes its value soon after it may, and notices a
+ * cancel.
+ */
+#define HLC_DRIFT_WAIT_STEP_US	10000
+
 typedef struct HlcShared
 {
 	pg_atomic_uint64 last;		/* the last value handed out */
@@ -90,6 +118,7 @@ typedef struct HlcShared
 	pg_atomic_uint64 wall_high; /* an earlier wall-clock reading, in us */
 	pg_atomic_uint64 backward_steps;
 	pg_atomic_uint64 refused_observations;
+	pg_atomic_uint64 drift_waits;	/* calls that waited for the wall clock */
 	Hlc			written;		/* highest durable ceiling (window_lock) */
 	XLogRecPtr	written_lsn;	/* its WAL record (window_lock) */
 	bool		state_lost;		/* state file unreadable (window_lock) */
@@ -113,13 +142,13 @@ void
 hlc_clock_init(void)
 {
 	DefineCustomIntVariable("event_stats.hlc_max_drift",
-							"Refuses observed clock values further ahead of the wall clock than this.",
-							"hlc_observe() does not move the clock past the wall clock by more than this.",
+							"Sets how far the hybrid logical clock may run ahead of the wall clock.",
+							"hlc_observe() refuses values further ahead, and a call whose value would move the clock further ahead waits until the wall clock catches up.",
 							&hlc_max_drift_ms,
 							5 * 60 * 1000,
 							0,
 							24 * 60 * 60 * 1000,
-							PGC_SUSET,
+							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("event_stats");
@@ -138,7 +167,7 @@ hlc_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(HlcShared)));
-	RequestAddinShmemSpace(hlc_horizon_shmem_size());
+	RequestAddinShmemSpace(hlc_horizon_shmem_request());
 	/* the window lock, and hlc_horizon.c's lock of prepared holds */
 	RequestNamedLWLockTranche("event_stats_hlc", 2);
 }
@@ -177,6 +206,7 @@ hlc_shmem_startup(void)
 		pg_atomic_init_u64(&hlc_shared->wall_high, 0);
 		pg_atomic_init_u64(&hlc_shared->backward_steps, 0);
 		pg_atomic_init_u64(&hlc_shared->refused_observations, 0);
+		pg_atomic_init_u64(&hlc_shared->drift_waits, 0);
 	}
 	LWLockRelease(AddinShmemInitLock);
 
@@ -296,6 +326,37 @@ hlc_next_value(Hlc last, uint64 wall, Hlc after, bool whole_microsecond)
 }
 
 /*
+ * How many microseconds the wall clock must still advance before next may
+ * be taken under event_stats.hlc_max_drift; 0 if it may be taken now.
+ * Only a value that moves the physical part forward, past last's, can have
+ * to wait (see the file header).
+ */
+static inline uint64
+hlc_drift_excess(Hlc next, Hlc last, uint64 wall)
+{
+	uint64		bound = wall + (uint64) hlc_max_drift_ms * 1000;
+
+	if (likely(HlcPhysical(next) <= bound) ||
+		HlcPhysical(next) <= HlcPhysical(last))
+		return 0;
+	return HlcPhysical(next) - bound;
+}
+
+/*
+ * Sleep one step of a wait for the wall clock, shown in pg_stat_activity
+ * as an Extension wait.  A cancel or a terminate ends the wait with an
+ * error; nothing has been taken yet.
+ */
+static void
+hlc_wait_for_wall_clock(uint64 excess_us)
+{
+	pgstat_report_wait_start(PG_WAIT_EXTENSION);
+	pg_usleep((long) Min(excess_us, HLC_DRIFT_WAIT_STEP_US));
+	pgstat_report_wait_end();
+	CHECK_FOR_INTERRUPTS();
+}
+
+/*
  * Raise the persisted ceiling above "reached".  With wait false, give up at
  * once if another backend is already writing.
  */
@@ -335,6 +396,8 @@ hlc_extend_window(Hlc reached, bool wait)
 /*
  * Take the next value of the clock: greater than every value handed out
  * before and than "after".  See hlc_next_value for whole_microsecond.
+ * Waits while the value would be too far ahead of the wall clock (see the
+ * file header).
  */
 Hlc
 hlc_clock_tick(Hlc after, bool whole_microsecond)
@@ -343,7 +406,8 @@ hlc_clock_tick(Hlc after, bool whole_microsecond)
 	Hlc			last;
 	Hlc			next;
 	Hlc			persisted;
-
+	uint64		excess;
+	bool		waited = false;
 	bool		first_hold;
 
 	hlc_clock_require_usable();
@@ -354,6 +418,25 @@ hlc_clock_tick(Hlc after, bool whole_microsecond)
 	for (;;)
 	{
 		next = hlc_next_value(last, wall, after, whole_microsecond);
+		excess = hlc_drift_excess(next, last, wall);
+		if (unlikely(excess > 0))
+		{
+			if (!waited)
+				pg_atomic_fetch_add_u64(&hlc_shared->drift_waits, 1);
+			waited = true;
+			hlc_wait_for_wall_clock(excess);
+			wall = hlc_read_wall_clock();
+			last = pg_atomic_read_u64(&hlc_shared->last);
+
+			/*
+			 * No value taken yet: hold at the clock's new last value, as a
+			 * fresh hold would, so that the wait does not keep the closed
+			 * timestamp where the clock was when the wait began.
+			 */
+			if (first_hold)
+				hlc_horizon_tighten(last + 1);
+			continue;
+		}
 		persisted = pg_atomic_read_u64(&hlc_shared->persisted);
 		if (unlikely(next >= persisted))
 		{
@@ -405,6 +488,8 @@ hlc_clock_status(HlcStatus *status)
 	status->backward_steps = pg_atomic_read_u64(&hlc_shared->backward_steps);
 	status->refused_observations =
 		pg_atomic_read_u64(&hlc_shared->refused_observations);
+	status->drift_waits = pg_atomic_read_u64(&hlc_shared->drift_waits);
+	status->max_drift_us = (int64) hlc_max_drift_ms * 1000;
 }
 
 /*
@@ -442,6 +527,26 @@ hlc_clock_log_prepared_hold(TransactionId xid, Hlc holds)
 	LWLockAcquire(hlc_window_lock, LW_EXCLUSIVE);
 	hlc_horizon_add_prepared(xid, holds);
 	hlc_persist_prepared_hold(xid, holds, hlc_shared->written);
+	LWLockRelease(hlc_window_lock);
+}
+
+/*
+ * COMMIT PREPARED or ROLLBACK PREPARED has finished a transaction: drop
+ * the holds of finished transactions and, if there were any, rewrite the
+ * state file without them, so that it does not keep them until the next
+ * write and a restart does not need room for them.  The transaction is
+ * already finished, so a failure to write is only a WARNING: the old file,
+ * with the hold, stays valid.  Not while the state is lost: the file must
+ * keep the unknown ceiling's place until it is restored or removed.
+ */
+void
+hlc_clock_drop_finished_holds(void)
+{
+	if (!hlc_clock_usable())
+		return;
+	LWLockAcquire(hlc_window_lock, LW_EXCLUSIVE);
+	if (hlc_horizon_prune_prepared() > 0)
+		hlc_persist_write_state_file(hlc_shared->written, WARNING);
 	LWLockRelease(hlc_window_lock);
 }
 

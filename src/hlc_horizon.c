@@ -25,8 +25,15 @@
  * at PRE_PREPARE its hold moves into a table of prepared holds that is
  * written to the clock's state file and logged in WAL (hlc_persist.c)
  * before the PREPARE record.  Whoever finishes the transaction, an entry is
- * dropped once the transaction is no longer in progress (checked when the
- * horizon is computed and when an entry is added).
+ * dropped once the transaction is no longer in progress: checked when the
+ * horizon is computed and when an entry is added, and right after COMMIT
+ * PREPARED and ROLLBACK PREPARED (a ProcessUtility hook), which also
+ * rewrite the state file, so that it does not keep finished holds.  The
+ * table has room for max_prepared_transactions entries, or for as many as
+ * the state file held at server start if that is more: a server restarted
+ * with a lower max_prepared_transactions still reads a file that holds
+ * finished transactions' holds (written before a crash, or by redo on a
+ * standby, which replays COMMIT PREPARED without the hook).
  *
  * A parallel worker's values belong to its leader's transaction: it holds
  * in the leader's slot, which it lowers with compare-and-swap, never
@@ -37,11 +44,15 @@
  *	  stores, and by its parallel workers with compare-and-swap to a lower
  *	  value while the leader is in parallel mode; read by anyone, without a
  *	  lock.  HLC_MAX means "holds nothing".
+ *	- capacity: set when shared memory is initialised, read-only after.
  *	- prepared[], nprepared: written with prepared_lock held exclusively;
  *	  nprepared is an atomic so that a horizon with no prepared holds can
  *	  skip the lock.  Writers of
  *	  the state file hold the clock's window lock first (hlc_clock.c).
  * The clock's hot path never takes prepared_lock.
+ * Backend-local: xact_holds, this backend's transaction has stored its
+ * hold; prepared_capacity, set in the postmaster and inherited; the previous
+ * ProcessUtility hook, written once in _PG_init.
  *
  *-------------------------------------------------------------------------
  */
@@ -59,6 +70,7 @@
 #include "storage/proc.h"
 #include "storage/procarray.h"
 #include "storage/shmem.h"
+#include "tcop/utility.h"
 
 #include "event_stats.h"
 
@@ -74,8 +86,9 @@ typedef union HorizonSlot
 
 typedef struct HorizonShared
 {
+	int			capacity;		/* room in prepared[] */
 	pg_atomic_uint32 nprepared; /* prepared holds in use */
-	HlcPreparedHold prepared[FLEXIBLE_ARRAY_MEMBER];	/* max_prepared_xacts */
+	HlcPreparedHold prepared[FLEXIBLE_ARRAY_MEMBER];	/* capacity */
 } HorizonShared;
 
 /* set in the postmaster at shared memory start-up, inherited by children */
@@ -83,24 +96,53 @@ static HorizonShared *horizon = NULL;
 static HorizonSlot *horizon_slots = NULL;
 static LWLock *prepared_lock = NULL;
 
+/* room for prepared holds, set in the postmaster's shmem_request hook */
+static int	prepared_capacity = 0;
+
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+
 /* this backend's transaction has stored its hold */
 static bool xact_holds = false;
 
+/*
+ * How many prepared holds the table (and so the state file) can have.
+ * Known from the postmaster's shmem_request hook on, before the table
+ * exists (the clock's start-up hook reads the state file into a buffer of
+ * this size).
+ */
 int
 hlc_horizon_max_prepared(void)
 {
-	return max_prepared_xacts;
+	return prepared_capacity > 0 ? prepared_capacity : horizon->capacity;
 }
 
-Size
-hlc_horizon_shmem_size(void)
+/* the table of prepared holds, up to the slots */
+static Size
+horizon_head_size(int capacity)
 {
-	Size		size;
+	return MAXALIGN(add_size(offsetof(HorizonShared, prepared),
+							 mul_size(capacity, sizeof(HlcPreparedHold))));
+}
 
-	size = add_size(offsetof(HorizonShared, prepared),
-					mul_size(Max(max_prepared_xacts, 1), sizeof(HlcPreparedHold)));
-	size = add_size(MAXALIGN(size), mul_size(MaxBackends, sizeof(HorizonSlot)));
+static Size
+horizon_shmem_size(int capacity)
+{
+	Size		size = horizon_head_size(capacity);
+
+	size = add_size(size, mul_size(MaxBackends, sizeof(HorizonSlot)));
 	return add_size(size, PG_CACHE_LINE_SIZE);
+}
+
+/*
+ * In the postmaster's shmem_request hook: the shared memory the horizon
+ * needs, with room for max_prepared_transactions holds, or for every hold
+ * of the state file if it has more (see the file header).
+ */
+Size
+hlc_horizon_shmem_request(void)
+{
+	prepared_capacity = Max(Max(max_prepared_xacts, hlc_persist_count_holds()), 1);
+	return horizon_shmem_size(prepared_capacity);
 }
 
 /* Called with AddinShmemInitLock held, by the clock's start-up hook. */
@@ -108,13 +150,14 @@ void
 hlc_horizon_shmem_init(const HlcPreparedHold *holds, int nholds)
 {
 	bool		found;
-	Size		head = MAXALIGN(offsetof(HorizonShared, prepared) +
-								Max(max_prepared_xacts, 1) * sizeof(HlcPreparedHold));
 
 	horizon = ShmemInitStruct("event_stats hlc horizon",
-							  hlc_horizon_shmem_size(), &found);
-	horizon_slots = (HorizonSlot *) TYPEALIGN(PG_CACHE_LINE_SIZE,
-											  (char *) horizon + head);
+							  horizon_shmem_size(prepared_capacity), &found);
+	if (!found)
+		horizon->capacity = prepared_capacity;
+	horizon_slots = (HorizonSlot *)
+		TYPEALIGN(PG_CACHE_LINE_SIZE,
+				  (char *) horizon + horizon_head_size(horizon->capacity));
 	prepared_lock = &(GetNamedLWLockTranche("event_stats_hlc"))[1].lock;
 	if (found)
 		return;
@@ -124,7 +167,7 @@ hlc_horizon_shmem_init(const HlcPreparedHold *holds, int nholds)
 		pg_atomic_init_u64(&horizon_slots[i].s.holds, HLC_MAX);
 		horizon_slots[i].s.pid = 0;
 	}
-	nholds = Min(nholds, max_prepared_xacts);
+	nholds = Min(nholds, horizon->capacity);
 	memcpy(horizon->prepared, holds, nholds * sizeof(HlcPreparedHold));
 	pg_atomic_init_u32(&horizon->nprepared, nholds);
 }
@@ -180,7 +223,11 @@ hlc_horizon_hold(Hlc below)
 	return true;
 }
 
-/* The transaction's first value is value: hold just below it. */
+/*
+ * Hold just below value: the transaction's first value, or, while a caller
+ * that set the hold waits for the wall clock before taking any value, the
+ * value after the clock's new last one (hlc_clock_tick).
+ */
 void
 hlc_horizon_tighten(Hlc value)
 {
@@ -228,10 +275,46 @@ horizon_xact_callback(XactEvent event, void *arg)
 	}
 }
 
+/*
+ * COMMIT PREPARED and ROLLBACK PREPARED: once the command has finished the
+ * transaction, its hold is dropped and the state file rewritten.  (A
+ * failed command finished nothing; the error goes on.)
+ */
+static void
+horizon_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
+					   bool readOnlyTree, ProcessUtilityContext context,
+					   ParamListInfo params, QueryEnvironment *queryEnv,
+					   DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+	bool		finishes_prepared = false;
+
+	if (IsA(parsetree, TransactionStmt))
+	{
+		TransactionStmtKind kind = ((TransactionStmt *) parsetree)->kind;
+
+		finishes_prepared = kind == TRANS_STMT_COMMIT_PREPARED ||
+			kind == TRANS_STMT_ROLLBACK_PREPARED;
+	}
+
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+							params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+
+	if (finishes_prepared && horizon != NULL &&
+		pg_atomic_read_u32(&horizon->nprepared) > 0)
+		hlc_clock_drop_finished_holds();
+}
+
 void
 hlc_horizon_register_callbacks(void)
 {
 	RegisterXactCallback(horizon_xact_callback, NULL);
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = horizon_ProcessUtility;
 }
 
 /*
@@ -251,7 +334,8 @@ prepared_hold_finished(TransactionId xid)
 
 /*
  * Drop the holds of finished transactions; prepared_lock held exclusively.
- * Returns how many are left.
+ * Returns how many are left.  Callers that write the state file afterwards
+ * hold the clock's window lock too.
  */
 static int
 prune_prepared(void)
@@ -286,7 +370,7 @@ hlc_horizon_add_prepared(TransactionId xid, Hlc holds)
 			return;
 		}
 	}
-	if (count >= max_prepared_xacts)
+	if (count >= horizon->capacity)
 	{
 		LWLockRelease(prepared_lock);
 		ereport(ERROR,
@@ -298,6 +382,23 @@ hlc_horizon_add_prepared(TransactionId xid, Hlc holds)
 	horizon->prepared[count].holds = holds;
 	pg_atomic_write_u32(&horizon->nprepared, count + 1);
 	LWLockRelease(prepared_lock);
+}
+
+/*
+ * Drop the holds of finished transactions now; the caller holds the
+ * clock's window lock and rewrites the state file if any were dropped.
+ * Returns how many were dropped.
+ */
+int
+hlc_horizon_prune_prepared(void)
+{
+	int			dropped;
+
+	LWLockAcquire(prepared_lock, LW_EXCLUSIVE);
+	dropped = pg_atomic_read_u32(&horizon->nprepared);
+	dropped -= prune_prepared();
+	LWLockRelease(prepared_lock);
+	return dropped;
 }
 
 int

@@ -33,6 +33,7 @@
 #include "postgres.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "access/xlog.h"
@@ -46,6 +47,7 @@
 #include "storage/fd.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
+#include "utils/memutils.h"
 #include "utils/wait_event.h"
 
 #include "event_stats.h"
@@ -126,6 +128,42 @@ hlc_report_corrupt_state(const char *detail)
 }
 
 /*
+ * How many holds of prepared transactions the state file says it has, so
+ * that shared memory makes room for all of them even when
+ * max_prepared_transactions was lowered since the file was written (the
+ * holds of finished transactions are pruned once the server runs).  Runs in
+ * the postmaster's shmem_request hook, with the data directory as the
+ * working directory.  Only the header is checked against the file's size;
+ * 0 when there is no file or they disagree, and hlc_persist_read, at
+ * shared memory start-up, reports what is wrong with it.
+ */
+int
+hlc_persist_count_holds(void)
+{
+	HlcStateHeader header;
+	struct stat st;
+	int			fd;
+	int			nread;
+
+	fd = OpenTransientFile(HLC_STATE_FILE, O_RDONLY | PG_BINARY);
+	if (fd < 0)
+		return 0;
+	if (fstat(fd, &st) != 0)
+	{
+		CloseTransientFile(fd);
+		return 0;
+	}
+	nread = read(fd, &header, sizeof(header));
+	CloseTransientFile(fd);
+	if (nread != (int) sizeof(header) || header.magic != HLC_STATE_MAGIC ||
+		header.size != (uint64) st.st_size ||
+		header.nprepared > (uint32) (MaxAllocSize / sizeof(HlcPreparedHold)) ||
+		HLC_STATE_SIZE(header.nprepared) != (uint64) st.st_size)
+		return 0;
+	return (int) header.nprepared;
+}
+
+/*
  * Read the state file: the ceiling (0 when there is no file: a new server)
  * and up to maxholds holds of prepared transactions.  False, with a
  * WARNING in the log, when it cannot be read or is corrupt.
@@ -166,7 +204,7 @@ hlc_persist_read(Hlc *ceiling, HlcPreparedHold *holds, int *nholds,
 	{
 		hlc_report_corrupt_state(header.size == (uint32) nread &&
 								 header.nprepared > (uint32) maxholds ?
-								 "It holds more prepared transactions than max_prepared_transactions allows." :
+								 "It holds more prepared transactions than there was room for when the server started." :
 								 "Its header is not valid.");
 		return false;
 	}
@@ -186,8 +224,9 @@ hlc_persist_read(Hlc *ceiling, HlcPreparedHold *holds, int *nholds,
 /*
  * Replace the state file with the ceiling and the current holds of prepared
  * transactions.  Callers hold the clock's window lock (or are alone: the
- * postmaster at shutdown).  With elevel below ERROR (at shutdown), a
- * failure is logged and the old file, whose ceiling is higher, stays.
+ * postmaster at shutdown).  With elevel below ERROR (at shutdown, whose
+ * old file has a higher ceiling, and after COMMIT PREPARED, whose old file
+ * only has one hold more), a failure is logged and the old file stays.
  */
 void
 hlc_persist_write_state_file(Hlc ceiling, int elevel)
