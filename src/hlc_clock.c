@@ -36,18 +36,23 @@
  * past the last value's, to more than the bound ahead is not taken: its
  * caller sleeps in short steps, cancellable, re-reading the wall clock,
  * until the wall clock has caught up (as CockroachDB waits out its
- * uncertainty).  Without that, one backend calling unique_timestamp(),
+ * uncertainty).  "The wall clock" here is the highest reading any backend
+ * has taken since start-up (wall_max), so that a wall clock stepped back
+ * does not stop the clock: it goes on by logical ticks and microseconds,
+ * as before, and only a caller that would take it more than the bound
+ * beyond any time the wall clock has shown waits.  Without that, one backend calling unique_timestamp(),
  * which takes a whole microsecond each time, faster than a million times a
  * second would push the clock, and everyone's values, ever further ahead,
  * and the state file would carry the lead across restarts.  Logical ticks
  * within the last value's microsecond never wait, so hlc_now() goes on at
- * up to 4096 values per microsecond whatever the wall clock does.  The
- * same wait applies when the wall clock is behind the clock for other
- * reasons: after a crash the clock resumes at the persisted ceiling, up to
- * 3 s ahead, and after the wall clock steps back; with a bound smaller
- * than that lead, callers that need a new microsecond wait until the wall
- * clock is within the bound again.  The bound is PGC_SIGHUP because it
- * limits a clock every session shares.
+ * up to 4096 values per microsecond whatever the wall clock does.  After a
+ * crash the clock resumes at the persisted ceiling, up to 3 s ahead of the
+ * wall clock; with a bound smaller than that, callers that need a new
+ * microsecond wait until the wall clock is within the bound again.
+ * wall_max starts at the time of the clock resumed at start-up, which
+ * stands for wall-clock readings taken before, so that a server started
+ * with its wall clock behind does not make callers wait either.  The bound
+ * is PGC_SIGHUP because it limits a clock every session shares.
  *
  * Why this and not a WAL record per value (WAL on the hot path) or a
  * background worker raising the ceiling (one more process, whose death or
@@ -76,8 +81,9 @@
  *	  holds of prepared transactions (hlc_horizon.c).  written is the highest ceiling made durable locally;
  *	  it runs ahead of persisted while its writer waits for synchronous
  *	  standbys, which it does without the lock so that it can be cancelled.
- *	- wall_high, backward_steps, refused_observations, drift_waits:
- *	  atomics.
+ *	- wall_high, wall_max, backward_steps, refused_observations,
+ *	  drift_waits: atomics.  wall_max is raised like wall_high, at most
+ *	  once a millisecond, by compare-and-swap, and never lowered.
  * In recovery only the startup process changes the clock (redo), and the
  * SQL functions that take values refuse to run.
  *
@@ -116,6 +122,8 @@ typedef struct HlcShared
 	pg_atomic_uint64 last;		/* the last value handed out */
 	pg_atomic_uint64 persisted; /* no value at or above it is handed out */
 	pg_atomic_uint64 wall_high; /* an earlier wall-clock reading, in us */
+	pg_atomic_uint64 wall_max;	/* about the highest reading, or the resumed
+								 * clock's time at start-up */
 	pg_atomic_uint64 backward_steps;
 	pg_atomic_uint64 refused_observations;
 	pg_atomic_uint64 drift_waits;	/* calls that waited for the wall clock */
@@ -204,6 +212,8 @@ hlc_shmem_startup(void)
 		pg_atomic_init_u64(&hlc_shared->last, ceiling);
 		pg_atomic_init_u64(&hlc_shared->persisted, ceiling);
 		pg_atomic_init_u64(&hlc_shared->wall_high, 0);
+		/* the resumed clock stands for wall-clock time seen before */
+		pg_atomic_init_u64(&hlc_shared->wall_max, HlcPhysical(ceiling));
 		pg_atomic_init_u64(&hlc_shared->backward_steps, 0);
 		pg_atomic_init_u64(&hlc_shared->refused_observations, 0);
 		pg_atomic_init_u64(&hlc_shared->drift_waits, 0);
@@ -244,11 +254,16 @@ hlc_wall_clock_us(void)
 	return us < 0 ? 0 : (uint64) us;
 }
 
-/* The wall clock, counting a backward step and keeping wall_high current. */
+/*
+ * The wall clock, counting a backward step and keeping wall_high and
+ * wall_max current.  *drift_base is what the drift bound is measured from:
+ * the higher of the reading and wall_max.
+ */
 static uint64
-hlc_read_wall_clock(void)
+hlc_read_wall_clock(uint64 *drift_base)
 {
 	uint64		high = pg_atomic_read_u64(&hlc_shared->wall_high);
+	uint64		max = pg_atomic_read_u64(&hlc_shared->wall_max);
 	uint64		wall;
 
 	/* the reading must not be taken before high was loaded */
@@ -262,6 +277,9 @@ hlc_read_wall_clock(void)
 	}
 	else if (wall >= high + HLC_WALL_HIGH_STEP_US)
 		(void) pg_atomic_compare_exchange_u64(&hlc_shared->wall_high, &high, wall);
+	if (wall >= max + HLC_WALL_HIGH_STEP_US)
+		(void) pg_atomic_compare_exchange_u64(&hlc_shared->wall_max, &max, wall);
+	*drift_base = Max(wall, max);
 	return wall;
 }
 
@@ -326,15 +344,16 @@ hlc_next_value(Hlc last, uint64 wall, Hlc after, bool whole_microsecond)
 }
 
 /*
- * How many microseconds the wall clock must still advance before next may
- * be taken under event_stats.hlc_max_drift; 0 if it may be taken now.
+ * How many microseconds the wall clock (drift_base, see
+ * hlc_read_wall_clock) must still advance before next may be taken under
+ * event_stats.hlc_max_drift; 0 if it may be taken now.
  * Only a value that moves the physical part forward, past last's, can have
  * to wait (see the file header).
  */
 static inline uint64
-hlc_drift_excess(Hlc next, Hlc last, uint64 wall)
+hlc_drift_excess(Hlc next, Hlc last, uint64 drift_base)
 {
-	uint64		bound = wall + (uint64) hlc_max_drift_ms * 1000;
+	uint64		bound = drift_base + (uint64) hlc_max_drift_ms * 1000;
 
 	if (likely(HlcPhysical(next) <= bound) ||
 		HlcPhysical(next) <= HlcPhysical(last))
@@ -406,26 +425,27 @@ hlc_clock_tick(Hlc after, bool whole_microsecond)
 	Hlc			last;
 	Hlc			next;
 	Hlc			persisted;
+	uint64		drift_base;
 	uint64		excess;
 	bool		waited = false;
 	bool		first_hold;
 
 	hlc_clock_require_usable();
-	wall = hlc_read_wall_clock();
+	wall = hlc_read_wall_clock(&drift_base);
 	last = pg_atomic_read_u64(&hlc_shared->last);
 	/* the closed timestamp stays below this transaction's values */
 	first_hold = hlc_horizon_hold(last);
 	for (;;)
 	{
 		next = hlc_next_value(last, wall, after, whole_microsecond);
-		excess = hlc_drift_excess(next, last, wall);
+		excess = hlc_drift_excess(next, last, drift_base);
 		if (unlikely(excess > 0))
 		{
 			if (!waited)
 				pg_atomic_fetch_add_u64(&hlc_shared->drift_waits, 1);
 			waited = true;
 			hlc_wait_for_wall_clock(excess);
-			wall = hlc_read_wall_clock();
+			wall = hlc_read_wall_clock(&drift_base);
 			last = pg_atomic_read_u64(&hlc_shared->last);
 
 			/*
