@@ -319,36 +319,40 @@ store_check_layout(Oid relid, const char *relname, int natts, const Oid *types,
 }
 
 /*
- * Fills store_oids from the catalogs.  False when the extension is not
- * installed in this database, or is half dropped by the DROP EXTENSION
- * running in this transaction.
- *
- * "Installed" means pg_extension has event_stats, and every relation read
- * is one of its members: a schema or tables of that name without the
- * extension -- anyone who may create a schema can make them -- are never
- * read.  (The control file fixes the extension's schema to event_stats.)  The
+ * The installed extension, or InvalidOid.  "Installed" means pg_extension
+ * has event_stats; then every relation read must be one of its members
+ * (store_fill_oids): a schema or tables of our names without the extension
+ * -- anyone who may create a schema can make them -- are never read.  The
  * cheap syscache probe for the schema comes first, so that databases
  * without it pay nothing more at each commit.
  */
+static Oid
+store_find_extension(void)
+{
+	if (!OidIsValid(get_namespace_oid(ES_SCHEMA, true)))
+		return InvalidOid;
+	return get_extension_oid(ES_SCHEMA, true);
+}
+
+/*
+ * Fills store_oids with the relations of extension ext, which the caller
+ * has locked.  False when they are not all there: the DROP EXTENSION
+ * running in this transaction has dropped some.  (The control file fixes
+ * the extension's schema to event_stats.)
+ */
 static bool
-store_fill_oids(void)
+store_fill_oids(Oid ext)
 {
 	/* types; the ACL alone may be NULL (default privileges) */
 	static const Oid def_types[Natts_def] =
 	{INT4OID, TEXTOID, INT4OID, REGROLEOID, ACLITEMARRAYOID};
 	static const Oid shard_types[Natts_shard] = {INT4OID, INT4OID, INT8OID, BPCHAROID};
 	static const Oid tracked_types[Natts_tracked] = {REGCLASSOID, INT4OID, TEXTOID};
-	Oid			nsp;
-	Oid			ext;
+	Oid			nsp = get_namespace_oid(ES_SCHEMA, true);
 	StoreOids	o;
 
-	nsp = get_namespace_oid(ES_SCHEMA, true);
 	if (!OidIsValid(nsp))
 		return false;
-	ext = get_extension_oid(ES_SCHEMA, true);
-	if (!OidIsValid(ext))
-		return false;
-
 	o.ext = ext;
 	o.defs = store_member_relid(ext, nsp, "counter_definitions");
 	o.defs_id_seq = store_member_relid(ext, nsp, "counter_definitions_id_seq");
@@ -384,38 +388,47 @@ store_fill_oids(void)
  * anything else), and holds the lock until the transaction ends.  So DROP
  * EXTENSION waits for every transaction, prepared ones included, that read
  * or queued changes to counters, instead of pulling the tables from under
- * its commit; and since everyone takes this lock before any of our
- * relations, waiting for it cannot deadlock with the drop.  Taking it can
- * process invalidations, so the lookup is checked again afterwards.
+ * its commit; and since everyone takes this lock before opening any of our
+ * relations, waiting for it cannot deadlock with the drop.  Taking the
+ * lock processes invalidations, which empty store_oids if the extension
+ * was dropped meanwhile, so everything is looked at again afterwards.
  */
 static const StoreOids *
 store_lookup_oids(bool missing_ok)
 {
+	if (!store_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(store_invalidate, (Datum) 0);
+		store_callback_registered = true;
+	}
+
 	for (;;)
 	{
-		if (!store_oids_valid)
-		{
-			if (!store_callback_registered)
-			{
-				CacheRegisterRelcacheCallback(store_invalidate, (Datum) 0);
-				store_callback_registered = true;
-			}
-			if (!store_fill_oids())
-			{
-				if (missing_ok)
-					return NULL;
-				ereport(ERROR,
-						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("extension event_stats is not installed in database \"%s\"",
-								get_database_name(MyDatabaseId)),
-						 errhint("Run CREATE EXTENSION event_stats.")));
-			}
-		}
-		if (ext_locked_lxid == MyProc->lxid && ext_locked == store_oids.ext)
+		Oid			ext;
+		bool		locked;
+
+		ext = store_oids_valid ? store_oids.ext : store_find_extension();
+		locked = OidIsValid(ext) && ext == ext_locked &&
+			ext_locked_lxid == MyProc->lxid;
+		if (locked && store_oids_valid)
 			return &store_oids;
-		LockDatabaseObject(ExtensionRelationId, store_oids.ext, 0, AccessShareLock);
-		ext_locked_lxid = MyProc->lxid;
-		ext_locked = store_oids.ext;
+		if (OidIsValid(ext) && !locked)
+		{
+			LockDatabaseObject(ExtensionRelationId, ext, 0, AccessShareLock);
+			ext_locked = ext;
+			ext_locked_lxid = MyProc->lxid;
+			continue;
+		}
+		if (OidIsValid(ext) && store_fill_oids(ext))
+			return &store_oids;
+
+		if (missing_ok)
+			return NULL;
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension event_stats is not installed in database \"%s\"",
+						get_database_name(MyDatabaseId)),
+				 errhint("Run CREATE EXTENSION event_stats.")));
 	}
 }
 
