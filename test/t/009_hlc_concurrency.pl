@@ -254,18 +254,26 @@ SELECT max(lo), min(hi) FROM (
   SELECT min(v::bigint) lo, max(v::bigint) hi FROM log GROUP BY client) x});
 cmp_ok($latest_first, '<', $earliest_last,
 	"the $hlc_sessions hlc_now() sessions' value ranges all overlap");
-# The shorter unique_timestamp() sessions each ran while hlc_now() sessions
-# ran: many hlc_now() values lie between their first and last values.
-is( check_sql(
-		q{
-SELECT string_agg(client || ':' || (n >= 10000), ',' ORDER BY client)
+# The shorter unique_timestamp() sessions ran while hlc_now() sessions ran:
+# many hlc_now() values lie between their first and last values.  Counted
+# over the four sessions together: on two cores the scheduler now and then
+# runs one 25,000-call session in a burst between the others' time slices
+# (seen: 0 and 204 hlc_now() values in one session's range, with 58,000 and
+# more in the others'), and a per-session threshold made the test fail by
+# chance.  The microsecond-neighbour check above is the sharper proof that
+# the two kinds met.
+my $overlaps = check_sql(
+	q{
+SELECT string_agg(client || ':' || n, ',' ORDER BY client)
   FROM (SELECT r.client,
                (SELECT count(*) FROM log WHERE v::bigint > r.lo AND v::bigint < r.hi) n
           FROM (SELECT client, min(okey(v, u)) lo, max(okey(v, u)) hi
-                  FROM ulog GROUP BY client) r) x}),
-	join(',', map { "$_:true" } @ut_sessions, @mixed_sessions),
-	'each unique_timestamp() session ran while hlc_now() sessions ran '
-	  . '(>= 10,000 of their values in its range)');
+                  FROM ulog GROUP BY client) r) x});
+my $overlap_sum = 0;
+$overlap_sum += (split /:/)[1] for split /,/, $overlaps;
+cmp_ok($overlap_sum, '>=', 10_000,
+	'the unique_timestamp() sessions ran while hlc_now() sessions ran '
+	  . "(hlc_now() values within each one's range: $overlaps)");
 # In the global order of the hlc_now() sessions' values, the client changes
 # from one value to the next many times (not one session after the other).
 my $switches = check_sql(
