@@ -582,6 +582,12 @@ CREATE FUNCTION event_stats.hlc_horizon()
 COMMENT ON FUNCTION event_stats.hlc_horizon() IS
     'The closed timestamp: every transaction that took a clock value at or below it has committed or aborted, and no such value will be handed out again';
 
+CREATE FUNCTION event_stats.hlc_horizon_for_poll()
+    RETURNS event_stats.hlc AS 'MODULE_PATHNAME', 'es_hlc_horizon_for_poll'
+    LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION event_stats.hlc_horizon_for_poll() IS
+    'hlc_horizon() for a poll: refused (25000) in a transaction that itself took a clock value and so holds the horizon back, where every poll would come back empty';
+
 -- The newest timestamp that a horizon closes: a unique_timestamp() value T
 -- is the clock value T/4095.
 CREATE FUNCTION event_stats.hlc_closed_timestamp(event_stats.hlc)
@@ -639,7 +645,7 @@ BEGIN
                   HINT = 'Poll in READ COMMITTED, or read hlc_horizon() in one transaction and the rows in the next.';
     END IF;
 
-    horizon := event_stats.hlc_horizon();
+    horizon := event_stats.hlc_horizon_for_poll();
     -- since NULL: from the beginning, no lower bound
     IF coltype = 'event_stats.hlc'::regtype THEN
         RETURN QUERY EXECUTE pg_catalog.format(

@@ -16,7 +16,7 @@
 --
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS event_stats;
-DROP TABLE IF EXISTS hz_h, hz_t, hz_named, hz_wrong, hz_part;
+DROP TABLE IF EXISTS hz_h, hz_t, hz_named, hz_wrong, hz_part, hz_poll;
 DROP TYPE IF EXISTS hz_comp;
 DROP SCHEMA IF EXISTS "hz Odd" CASCADE;
 RESET client_min_messages;
@@ -272,12 +272,13 @@ INSERT INTO hz_part VALUES (1, '2024-05-01T00:00:00.000003Z/0000'), (11, '2024-0
                            (2, '2024-05-01T00:00:00.000002Z/0000');
 SELECT array_agg((change).id) AS ids FROM changes_since(NULL::hz_part, NULL);
 
--- a poll inside a transaction that took a value is held by it: its own
--- row is not delivered, the earlier one is
+-- a poll inside a transaction that took a value would be held by it for
+-- as long as it lasts (no row after its own ever delivered, silently): it
+-- is refused; the row commits as usual
 BEGIN;
 INSERT INTO hz_h VALUES (7, hlc_now()) RETURNING last_modified AS v7 \gset
-SELECT (change).id, horizon < :'v7'::hlc AS held
-  FROM changes_since(NULL::hz_h, '2024-05-01T00:00:00.000003Z/0000');
+SELECT pg_temp.err($$SELECT count(*) FROM changes_since(NULL::hz_h, '2024-05-01T00:00:00.000003Z/0000')$$)
+       ~ '^25000' AS refused;
 COMMIT;
 SELECT (change).id FROM changes_since(NULL::hz_h, '2024-05-01T00:00:00.000003Z/0000');
 
@@ -412,7 +413,33 @@ SELECT hlc_horizon() < :'worker_value'::hlc AS still_held_after_leader;
 COMMIT;
 SELECT hlc_horizon() >= :'worker_value'::hlc AS released;
 
-DROP TABLE hz_h, hz_t, hz_named, hz_wrong, hz_part;
+-- A poller that holds the horizon itself is refused, not starved: in the
+-- transaction that wrote a row whose default took a clock value, every
+-- poll would come back empty (and every other poller would stall with it).
+CREATE TABLE hz_poll (id int, last_modified timestamptz DEFAULT unique_timestamp());
+INSERT INTO hz_poll (id) VALUES (1);
+BEGIN;
+INSERT INTO hz_poll (id) VALUES (2);
+SELECT pg_temp.err($$SELECT count(*) FROM changes_since(NULL::hz_poll, NULL)$$) ~
+       '^25000: cannot poll for changes in a transaction that holds the closed timestamp back' AS refused;
+SELECT pg_temp.err($$SELECT hlc_horizon_for_poll()$$) ~ '^25000' AS refused_too;
+-- hlc_horizon() itself still answers there: it shows the transaction's hold
+SELECT hlc_horizon() IS NOT NULL AS answers, pg_temp.holder() AS holder;
+ROLLBACK;
+-- so is a poller whose transaction took a value itself, even after a
+-- savepoint that took it was rolled back (the hold stays, see above)
+BEGIN;
+SAVEPOINT s;
+SELECT hlc_now() IS NOT NULL AS took;
+ROLLBACK TO SAVEPOINT s;
+SELECT pg_temp.err($$SELECT count(*) FROM changes_since(NULL::hz_poll, NULL)$$) ~ '^25000' AS refused;
+ROLLBACK;
+-- a transaction that takes no clock value polls, and sees the row
+BEGIN;
+SELECT count(change) FROM changes_since(NULL::hz_poll, NULL);
+COMMIT;
+
+DROP TABLE hz_h, hz_t, hz_named, hz_wrong, hz_part, hz_poll;
 DROP TYPE hz_comp;
 SET client_min_messages = warning;
 DROP SCHEMA "hz Odd" CASCADE;

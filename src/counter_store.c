@@ -528,6 +528,24 @@ store_insert_tuple(Relation rel, HeapTuple tuple)
 	insert_index_entries(rel, tuple, false);
 }
 
+/*
+ * A registered snapshot of the newest committed state (plus this
+ * transaction's own changes), for the catalog-like reads of our tables:
+ * definitions by name or id, the tracking cache.  GetLatestSnapshot()
+ * refuses to run in parallel mode, and a query with value() in its target
+ * list runs it in the leader of a parallel plan; there the catalog
+ * snapshot, taken afresh, is the same thing by another door (PostgreSQL's
+ * own catalog lookups use it in parallel mode).
+ */
+Snapshot
+store_register_latest_snapshot(void)
+{
+	if (!IsInParallelMode())
+		return RegisterSnapshot(GetLatestSnapshot());
+	InvalidateCatalogSnapshot();
+	return RegisterSnapshot(GetCatalogSnapshot(InvalidOid));
+}
+
 /* ----------
  * Definitions
  * ----------
@@ -579,7 +597,7 @@ def_lookup(Oid indexoid, AttrNumber attno, RegProcedure eqproc, Datum key,
 	bool		own_snapshot = (snapshot == NULL);
 
 	if (own_snapshot)
-		snapshot = RegisterSnapshot(GetLatestSnapshot());
+		snapshot = store_register_latest_snapshot();
 
 	rel = table_open(oids->defs, AccessShareLock);
 	ScanKeyInit(&skey, attno, BTEqualStrategyNumber, eqproc, key);
@@ -838,7 +856,7 @@ static bool
 counter_still_defined(CounterId id)
 {
 	CounterDef	def;
-	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	Snapshot	snapshot = store_register_latest_snapshot();
 	bool		found = store_lookup_by_id(id, snapshot, &def);
 
 	UnregisterSnapshot(snapshot);

@@ -68,6 +68,7 @@ typedef struct CounterDef
 } CounterDef;
 
 extern bool store_is_installed(void);
+extern Snapshot store_register_latest_snapshot(void);
 extern void store_require_installed(void);
 extern void report_counter_overflow(const char *name) pg_attribute_noreturn();
 extern int32 store_max_shards(void);
@@ -212,6 +213,7 @@ extern void hlc_horizon_shmem_init(const HlcPreparedHold *holds, int nholds);
 extern void hlc_horizon_register_callbacks(void);
 extern bool hlc_horizon_hold(Hlc below);
 extern void hlc_horizon_tighten(Hlc value);
+extern bool hlc_horizon_held_here(Hlc *holds);
 extern int	hlc_horizon_max_prepared(void);
 extern int	hlc_horizon_copy_prepared(HlcPreparedHold *holds, int maxholds);
 extern void hlc_horizon_add_prepared(TransactionId xid, Hlc holds);

@@ -23,6 +23,7 @@ PG_FUNCTION_INFO_V1(es_hlc_now);
 PG_FUNCTION_INFO_V1(es_hlc_observe);
 PG_FUNCTION_INFO_V1(es_unique_timestamp);
 PG_FUNCTION_INFO_V1(es_hlc_horizon);
+PG_FUNCTION_INFO_V1(es_hlc_horizon_for_poll);
 PG_FUNCTION_INFO_V1(es_hlc_status);
 
 Datum
@@ -86,6 +87,34 @@ es_hlc_horizon(PG_FUNCTION_ARGS)
 	HlcHorizon	horizon;
 
 	es_require_preload();
+	hlc_horizon_compute(&horizon);
+	PG_RETURN_HLC(horizon.horizon);
+}
+
+/*
+ * hlc_horizon_for_poll() RETURNS hlc
+ *
+ * hlc_horizon() for a poller.  A transaction that took a clock value
+ * holds the horizon below it until it ends, so a poll inside it could
+ * never see past its own values: every later poll would return nothing,
+ * silently, and stall every other poller of the server with it.  Refused
+ * instead.  (hlc_horizon() itself answers, so that a transaction can see
+ * its own hold.)
+ */
+Datum
+es_hlc_horizon_for_poll(PG_FUNCTION_ARGS)
+{
+	HlcHorizon	horizon;
+	Hlc			holds;
+
+	es_require_preload();
+	if (hlc_horizon_held_here(&holds))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+				 errmsg("cannot poll for changes in a transaction that holds the closed timestamp back"),
+				 errdetail("This transaction took a clock value above %s; the closed timestamp stays at or below that until the transaction ends, so the poll would find no new rows.",
+						   hlc_to_cstring(holds)),
+				 errhint("Poll in a transaction that takes no clock values: commit or roll back the writes (e.g. a row whose default is unique_timestamp()) first.")));
 	hlc_horizon_compute(&horizon);
 	PG_RETURN_HLC(horizon.horizon);
 }

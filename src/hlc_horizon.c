@@ -224,6 +224,17 @@ hlc_horizon_hold(Hlc below)
 }
 
 /*
+ * Does the current transaction (or a parallel worker of it) hold the
+ * horizon back?  Then *holds is where.
+ */
+bool
+hlc_horizon_held_here(Hlc *holds)
+{
+	*holds = pg_atomic_read_u64(&my_slot()->s.holds);
+	return *holds != HLC_MAX;
+}
+
+/*
  * Hold just below value: the transaction's first value, or, while a caller
  * that set the hold waits for the wall clock before taking any value, the
  * value after the clock's new last one (hlc_clock_tick).

@@ -244,7 +244,7 @@ cache_build(TrackingCache *c, Oid tracked_tables)
 								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 
 	rel = table_open(tracked_tables, AccessShareLock);
-	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	snapshot = store_register_latest_snapshot();
 	scan = table_beginscan(rel, snapshot, 0, NULL);
 	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
@@ -426,7 +426,7 @@ static int64
 leaf_count_rows(Oid relid)
 {
 	Relation	rel = table_open(relid, NoLock);
-	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	Snapshot	snapshot = store_register_latest_snapshot();
 	TableScanDesc scan = table_beginscan(rel, snapshot, 0, NULL);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	int64		rows = 0;
@@ -457,7 +457,7 @@ counter_committed_value(CounterId id, bool *found)
 	*found = store_lookup_by_id(id, NULL, &def);
 	if (!*found)
 		return 0;
-	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	snapshot = store_register_latest_snapshot();
 	value = store_sum_shards(&def, snapshot, NULL);
 	UnregisterSnapshot(snapshot);
 	return value;
@@ -816,7 +816,7 @@ static void
 tracked_tables_delete(Oid relid)
 {
 	Relation	rel = table_open(store_tracked_tables_relid(), RowExclusiveLock);
-	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	Snapshot	snapshot = store_register_latest_snapshot();
 	TableScanDesc scan = table_beginscan(rel, snapshot, 0, NULL);
 	HeapTuple	tuple;
 
@@ -988,7 +988,7 @@ void
 tracking_restore(void)
 {
 	Relation	rel = table_open(store_tracked_tables_relid(), AccessShareLock);
-	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	Snapshot	snapshot = store_register_latest_snapshot();
 	TableScanDesc scan = table_beginscan(rel, snapshot, 0, NULL);
 	HeapTuple	tuple;
 	List	   *relids = NIL;
