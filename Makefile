@@ -26,7 +26,7 @@ PGFILEDESC = "event_stats - sharded counters, row counts and a hybrid logical cl
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
 
 # pg_regress (sql/, expected/), against a server that preloads the library
-REGRESS = counter_api counter_xact counter_privileges stale_handles tracking parallel_value hlc hlc_horizon
+REGRESS = counter_api counter_xact counter_privileges stale_handles tracking tracking_trees parallel_value hlc hlc_horizon
 
 # (no_preload runs separately, against a server without the preload)
 

@@ -47,6 +47,7 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
@@ -55,6 +56,7 @@
 #include "catalog/catalog.h"
 #include "catalog/partition.h"
 #include "catalog/pg_class.h"
+#include "catalog/indexing.h"
 #include "catalog/pg_inherits.h"
 #include "common/int.h"
 #include "miscadmin.h"
@@ -62,6 +64,7 @@
 #include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -141,6 +144,49 @@ tracking_invalidate(Datum arg, Oid relid)
 	}
 }
 
+/*
+ * Every ancestor of relid, through every parent: partitions have one, but
+ * a table of a legacy inheritance tree may have several (CREATE TABLE ...
+ * INHERITS (a, b)), and each of them, and each of theirs, is an ancestor.
+ * (get_partition_ancestors() follows the first parent only.)  Reads
+ * pg_inherits with the catalog snapshot, like the rest of the cache.
+ */
+static List *
+inheritance_ancestors(Oid relid)
+{
+	List	   *result = NIL;
+	List	   *queue = list_make1_oid(relid);
+	Relation	inherits = table_open(InheritsRelationId, AccessShareLock);
+
+	while (queue != NIL)
+	{
+		Oid			child = linitial_oid(queue);
+		ScanKeyData key;
+		SysScanDesc scan;
+		HeapTuple	tuple;
+
+		queue = list_delete_first(queue);
+		ScanKeyInit(&key, Anum_pg_inherits_inhrelid, BTEqualStrategyNumber,
+					F_OIDEQ, ObjectIdGetDatum(child));
+		scan = systable_beginscan(inherits, InheritsRelidSeqnoIndexId, true,
+								  NULL, 1, &key);
+		while (HeapTupleIsValid(tuple = systable_getnext(scan)))
+		{
+			Oid			parent = ((Form_pg_inherits) GETSTRUCT(tuple))->inhparent;
+
+			/* a diamond reaches an ancestor twice */
+			if (!list_member_oid(result, parent))
+			{
+				result = lappend_oid(result, parent);
+				queue = lappend_oid(queue, parent);
+			}
+		}
+		systable_endscan(scan);
+	}
+	table_close(inherits, AccessShareLock);
+	return result;
+}
+
 static TrackedMember *
 cache_member(TrackingCache *c, Oid relid)
 {
@@ -200,7 +246,7 @@ cache_add_tracked(TrackingCache *c, Oid relid, CounterId id)
 	}
 
 	/* ancestors: writes routed through them land in our leaves */
-	foreach(lc, get_partition_ancestors(relid))
+	foreach(lc, inheritance_ancestors(relid))
 		cache_member(c, lfirst_oid(lc));
 }
 
@@ -364,7 +410,7 @@ tracking_counters_at_or_above(Oid relid)
 
 	if (!tracking_cache_ensure())
 		return NIL;
-	chain = lcons_oid(relid, get_partition_ancestors(relid));
+	chain = lcons_oid(relid, inheritance_ancestors(relid));
 	foreach(lc, chain)
 	{
 		TrackedMember *m = member_find(lfirst_oid(lc));
@@ -549,6 +595,39 @@ tracking_record_leaf(Oid relid, List *before, CounterId sole)
 	MemoryContextSwitchTo(old);
 }
 
+static bool
+record_counted_before(const LeafRecord *rec, CounterId id)
+{
+	for (int i = 0; i < rec->nbefore; i++)
+		if (rec->before[i] == id)
+			return true;
+	return false;
+}
+
+/*
+ * Does counter id's committed value still stand for the committed rows of
+ * the leaves it covers now?  Not once this transaction has changed which
+ * leaves it covers: the cache describes the tree as this transaction left
+ * it, the committed value the tree as it was.  Every leaf that stops
+ * counting toward a counter (DETACH, DROP, NO INHERIT, ...) is recorded
+ * first, naming the counter, so a record naming it means its coverage
+ * changed.  (A leaf that starts counting raises nleaves, which disables
+ * the shortcut anyway.)
+ */
+static bool
+counter_value_is_leaf_count(CounterId id)
+{
+	TrackedCounter *tc = tracking_counter_find(id);
+	ListCell   *lc;
+
+	if (tc == NULL || tc->nleaves != 1)
+		return false;
+	foreach(lc, leaf_records)
+		if (record_counted_before(lfirst(lc), id))
+			return false;
+	return true;
+}
+
 /* A record for a leaf whose membership is about to change, from the cache. */
 void
 tracking_record_leaf_now(Oid relid)
@@ -558,22 +637,9 @@ tracking_record_leaf_now(Oid relid)
 	ListCell   *lc;
 
 	foreach(lc, before)
-	{
-		TrackedCounter *tc = tracking_counter_find(lfirst_int(lc));
-
-		if (tc != NULL && tc->nleaves == 1)
-			sole = tc->id;
-	}
+		if (counter_value_is_leaf_count(lfirst_int(lc)))
+			sole = lfirst_int(lc);
 	tracking_record_leaf(relid, before, sole);
-}
-
-static bool
-record_counted_before(const LeafRecord *rec, CounterId id)
-{
-	for (int i = 0; i < rec->nbefore; i++)
-		if (rec->before[i] == id)
-			return true;
-	return false;
 }
 
 /* ----------
@@ -645,11 +711,10 @@ collect_leaf(TrackedMember *m, DeltaSink *sink)
 		if (truncated)
 		{
 			/* truncated where no record was made: only a sole leaf works */
-			TrackedCounter *tc = tracking_counter_find(id);
 			bool		found;
 			int64		committed;
 
-			if (tc == NULL || tc->nleaves != 1)
+			if (!counter_value_is_leaf_count(id))
 				report_uncountable_truncate(m->relid);
 			committed = counter_committed_value(id, &found);
 			if (pg_sub_s64_overflow(net, committed, &delta))

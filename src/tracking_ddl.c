@@ -161,6 +161,9 @@ typedef struct TreeMove
 	Oid			parent;
 	RangeVar   *child;
 	bool		joins;			/* child joins parent's tree (else leaves it) */
+	List	   *leaves;			/* the child tree's leaves before the command */
+	List	   *befores;		/* ... and for each, the counters it counted
+								 * toward then (a List of int) */
 } TreeMove;
 
 static bool
@@ -194,33 +197,50 @@ tree_move_of(AlterTableStmt *stmt, AlterTableCmd *cmd, TreeMove *move)
 }
 
 /*
- * After the command: each leaf of the moved tree counted toward the
- * counters it counts toward now, minus (joined) or plus (left) those at or
- * above the parent.
+ * Before the command: what each leaf of the child's tree counts toward,
+ * taken before any subcommand of the statement runs.  Deriving it after
+ * the command instead ("now, minus the parent's counters") is wrong when
+ * one ALTER TABLE moves the child twice (INHERIT a, INHERIT b; NO INHERIT
+ * a, INHERIT b): "now" already holds the other move.
+ */
+static void
+tree_move_prepare(TreeMove *move)
+{
+	Oid			child = relation_if_exists(move->child);
+	ListCell   *lc;
+
+	move->leaves = NIL;
+	move->befores = NIL;
+	if (!OidIsValid(child))
+		return;
+	foreach(lc, tree_leaves(child, true, NoLock))
+	{
+		move->leaves = lappend_oid(move->leaves, lfirst_oid(lc));
+		move->befores = lappend(move->befores,
+								tracking_counters_of_leaf(lfirst_oid(lc)));
+	}
+}
+
+/*
+ * After the command: a record of each leaf of the moved tree, with the
+ * counters it counted toward before the statement.  (The first record of a
+ * leaf in a transaction wins, so an earlier statement's move of the same
+ * leaf keeps its own, older "before".)
  */
 static void
 tree_move_record(const TreeMove *move)
 {
-	List	   *above = tracking_counters_at_or_above(move->parent);
 	Oid			child = relation_if_exists(move->child);
-	ListCell   *lc;
+	ListCell   *leaf;
+	ListCell   *before;
 
-	if (above == NIL || !OidIsValid(child))
+	if (!OidIsValid(child) || tracking_counters_at_or_above(move->parent) == NIL)
 		return;
 	if (move->joins)
 		tracking_check_tree(move->parent, find_all_inheritors(child, NoLock, NULL));
 
-	foreach(lc, tree_leaves(child, true, NoLock))
-	{
-		Oid			leaf = lfirst_oid(lc);
-		List	   *before = tracking_counters_of_leaf(leaf);
-
-		if (move->joins)
-			before = list_difference_int(before, above);
-		else
-			before = list_concat_unique_int(before, above);
-		tracking_record_leaf(leaf, before, 0);
-	}
+	forboth(leaf, move->leaves, before, move->befores)
+		tracking_record_leaf(lfirst_oid(leaf), lfirst(before), 0);
 }
 
 static List *
@@ -237,6 +257,7 @@ alter_prepare(AlterTableStmt *stmt)
 		{
 			TreeMove   *copy = palloc(sizeof(TreeMove));
 
+			tree_move_prepare(&move);
 			*copy = move;
 			moves = lappend(moves, copy);
 		}
