@@ -13,6 +13,7 @@ OBJS = \
 	src/tracking.o \
 	src/tracking_ddl.o \
 	src/tracking_api.o \
+	src/replication.o \
 	src/hlc_type.o \
 	src/hlc_clock.o \
 	src/hlc_persist.o \

@@ -113,6 +113,45 @@ COMMENT ON TABLE event_stats.tracked_tables IS
 REVOKE ALL ON event_stats.counter_definitions, event_stats.counter_shards,
     event_stats.counter_definitions_id_seq, event_stats.tracked_tables FROM PUBLIC;
 
+-- Each server keeps its own state: a logical replication worker's changes
+-- to these tables (a publication FOR ALL TABLES carries them) are dropped,
+-- and a replicated TRUNCATE of them refused; see src/replication.c.
+CREATE FUNCTION event_stats.replicated_state_trigger()
+    RETURNS trigger
+    AS 'MODULE_PATHNAME', 'es_replicated_state_trigger'
+    LANGUAGE C;
+COMMENT ON FUNCTION event_stats.replicated_state_trigger() IS
+    'Trigger of the state tables: drops the row changes a logical replication worker would apply to them, refuses a replicated TRUNCATE';
+REVOKE EXECUTE ON FUNCTION event_stats.replicated_state_trigger() FROM PUBLIC;
+
+CREATE TRIGGER replicated_state
+    BEFORE INSERT OR UPDATE OR DELETE ON event_stats.counter_definitions
+    FOR EACH ROW EXECUTE FUNCTION event_stats.replicated_state_trigger();
+CREATE TRIGGER replicated_state
+    BEFORE INSERT OR UPDATE OR DELETE ON event_stats.counter_shards
+    FOR EACH ROW EXECUTE FUNCTION event_stats.replicated_state_trigger();
+CREATE TRIGGER replicated_state
+    BEFORE INSERT OR UPDATE OR DELETE ON event_stats.tracked_tables
+    FOR EACH ROW EXECUTE FUNCTION event_stats.replicated_state_trigger();
+CREATE TRIGGER replicated_state_truncate
+    BEFORE TRUNCATE ON event_stats.counter_definitions
+    FOR EACH STATEMENT EXECUTE FUNCTION event_stats.replicated_state_trigger();
+CREATE TRIGGER replicated_state_truncate
+    BEFORE TRUNCATE ON event_stats.counter_shards
+    FOR EACH STATEMENT EXECUTE FUNCTION event_stats.replicated_state_trigger();
+CREATE TRIGGER replicated_state_truncate
+    BEFORE TRUNCATE ON event_stats.tracked_tables
+    FOR EACH STATEMENT EXECUTE FUNCTION event_stats.replicated_state_trigger();
+ALTER TABLE event_stats.counter_definitions
+    ENABLE ALWAYS TRIGGER replicated_state,
+    ENABLE ALWAYS TRIGGER replicated_state_truncate;
+ALTER TABLE event_stats.counter_shards
+    ENABLE ALWAYS TRIGGER replicated_state,
+    ENABLE ALWAYS TRIGGER replicated_state_truncate;
+ALTER TABLE event_stats.tracked_tables
+    ENABLE ALWAYS TRIGGER replicated_state,
+    ENABLE ALWAYS TRIGGER replicated_state_truncate;
+
 SELECT pg_catalog.pg_extension_config_dump('event_stats.counter_definitions',
     'WHERE id NOT IN (SELECT counter_id FROM event_stats.tracked_tables)');
 SELECT pg_catalog.pg_extension_config_dump('event_stats.counter_shards',

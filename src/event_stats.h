@@ -18,6 +18,7 @@
  *	 tracking_ddl.c		the hooks that see TRUNCATE, DROP and changes of a
  *						tracked tree before they happen
  *	 tracking_api.c		SQL-callable track() and untrack()
+ *	 replication.c		the state tables on a logical replication subscriber
  *	 hlc_type.c			the event_stats.hlc type: layout, text I/O, casts,
  *						comparisons
  *	 hlc_clock.c		the server-wide hybrid logical clock in shared
