@@ -529,21 +529,43 @@ store_insert_tuple(Relation rel, HeapTuple tuple)
 }
 
 /*
- * A registered snapshot of the newest committed state (plus this
- * transaction's own changes), for the catalog-like reads of our tables:
- * definitions by name or id, the tracking cache.  GetLatestSnapshot()
- * refuses to run in parallel mode, and a query with value() in its target
- * list runs it in the leader of a parallel plan; there the catalog
- * snapshot, taken afresh, is the same thing by another door (PostgreSQL's
- * own catalog lookups use it in parallel mode).
+ * A snapshot of the newest committed state (plus this transaction's own
+ * changes), for the catalog-like reads of our tables: definitions by name
+ * or id, the tracking cache, and the scans DDL bookkeeping makes under a
+ * lock that keeps writers out.  Release it with store_release_snapshot().
+ *
+ * - In a SERIALIZABLE transaction: SnapshotSelf.  An MVCC read of our
+ *   tables there takes SSI predicate locks and checks for conflicts out, so
+ *   two transactions that each dropped a tracked table (or one that tracked
+ *   a new one) failed with 40001 on our bookkeeping, where PostgreSQL alone
+ *   commits both: its own catalogs are exempt from predicate locking.
+ *   SnapshotSelf sees the same rows, committed ones and this transaction's,
+ *   except while a concurrent commit is changing them; callers either take
+ *   a miss as a reason to look again (def_lookup) or are rebuilt by the
+ *   invalidation that commit sends (the tracking cache), and the DDL scans
+ *   run while writers are locked out.
+ * - In parallel mode, where GetLatestSnapshot() refuses to run (a query
+ *   with value() in its target list runs it in the leader of a parallel
+ *   plan): the catalog snapshot, taken afresh, the same thing by another
+ *   door (PostgreSQL's own catalog lookups use it in parallel mode).
+ * - Otherwise: the latest MVCC snapshot.
  */
 Snapshot
-store_register_latest_snapshot(void)
+store_catalog_snapshot(void)
 {
+	if (IsolationIsSerializable())
+		return SnapshotSelf;
 	if (!IsInParallelMode())
 		return RegisterSnapshot(GetLatestSnapshot());
 	InvalidateCatalogSnapshot();
 	return RegisterSnapshot(GetCatalogSnapshot(InvalidOid));
+}
+
+void
+store_release_snapshot(Snapshot snapshot)
+{
+	if (IsMVCCSnapshot(snapshot))
+		UnregisterSnapshot(snapshot);
 }
 
 /* ----------
@@ -597,22 +619,34 @@ def_lookup(Oid indexoid, AttrNumber attno, RegProcedure eqproc, Datum key,
 	bool		own_snapshot = (snapshot == NULL);
 
 	if (own_snapshot)
-		snapshot = store_register_latest_snapshot();
+		snapshot = store_catalog_snapshot();
 
 	rel = table_open(oids->defs, AccessShareLock);
-	ScanKeyInit(&skey, attno, BTEqualStrategyNumber, eqproc, key);
-	scan = systable_beginscan(rel, indexoid, true, snapshot, 1, &skey);
-	tuple = systable_getnext(scan);
-	if (HeapTupleIsValid(tuple))
+	for (int attempt = 0; !found && attempt < 2; attempt++)
 	{
-		def_from_tuple(rel, tuple, def, CurrentMemoryContext);
-		found = true;
+		/* systable_beginscan rewrites the key for the index: a new one each time */
+		ScanKeyInit(&skey, attno, BTEqualStrategyNumber, eqproc, key);
+		scan = systable_beginscan(rel, indexoid, true, snapshot, 1, &skey);
+		tuple = systable_getnext(scan);
+		if (HeapTupleIsValid(tuple))
+		{
+			def_from_tuple(rel, tuple, def, CurrentMemoryContext);
+			found = true;
+		}
+		systable_endscan(scan);
+
+		/*
+		 * A non-MVCC index scan can miss a row whose non-HOT update (owner,
+		 * privileges) commits while it runs; the update's index entry was
+		 * in place before that commit, so a second look finds it.
+		 */
+		if (IsMVCCSnapshot(snapshot))
+			break;
 	}
-	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
 
 	if (own_snapshot)
-		UnregisterSnapshot(snapshot);
+		store_release_snapshot(snapshot);
 	return found;
 }
 
@@ -850,13 +884,15 @@ shard_fetch_latest(Relation rel, CounterId id, int32 shard,
  * uses a fresh MVCC snapshot, which cannot race that way: an update it
  * sees as committed inserted its index entry before the snapshot was
  * taken.  It also sees this transaction's own earlier commands.  A shard
- * lookup retried afterwards finds the new entry.
+ * lookup retried afterwards finds the new entry.  (An MVCC read even in a
+ * SERIALIZABLE transaction: a miss here would drop an increment.  It runs
+ * only after a shard lookup found nothing, which is rare.)
  */
 static bool
 counter_still_defined(CounterId id)
 {
 	CounterDef	def;
-	Snapshot	snapshot = store_register_latest_snapshot();
+	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	bool		found = store_lookup_by_id(id, snapshot, &def);
 
 	UnregisterSnapshot(snapshot);

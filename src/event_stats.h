@@ -69,7 +69,8 @@ typedef struct CounterDef
 } CounterDef;
 
 extern bool store_is_installed(void);
-extern Snapshot store_register_latest_snapshot(void);
+extern Snapshot store_catalog_snapshot(void);
+extern void store_release_snapshot(Snapshot snapshot);
 extern void store_require_installed(void);
 extern void report_counter_overflow(const char *name) pg_attribute_noreturn();
 extern int32 store_max_shards(void);

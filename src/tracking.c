@@ -290,7 +290,7 @@ cache_build(TrackingCache *c, Oid tracked_tables)
 								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 
 	rel = table_open(tracked_tables, AccessShareLock);
-	snapshot = store_register_latest_snapshot();
+	snapshot = store_catalog_snapshot();
 	scan = table_beginscan(rel, snapshot, 0, NULL);
 	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
@@ -299,7 +299,7 @@ cache_build(TrackingCache *c, Oid tracked_tables)
 		cache_add_tracked(c, row->relid, row->counter_id);
 	}
 	table_endscan(scan);
-	UnregisterSnapshot(snapshot);
+	store_release_snapshot(snapshot);
 	table_close(rel, AccessShareLock);
 
 	cache_collect_leaves(c);
@@ -472,7 +472,7 @@ static int64
 leaf_count_rows(Oid relid)
 {
 	Relation	rel = table_open(relid, NoLock);
-	Snapshot	snapshot = store_register_latest_snapshot();
+	Snapshot	snapshot = store_catalog_snapshot();
 	TableScanDesc scan = table_beginscan(rel, snapshot, 0, NULL);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	int64		rows = 0;
@@ -484,7 +484,7 @@ leaf_count_rows(Oid relid)
 	}
 	ExecDropSingleTupleTableSlot(slot);
 	table_endscan(scan);
-	UnregisterSnapshot(snapshot);
+	store_release_snapshot(snapshot);
 	table_close(rel, NoLock);
 	return rows;
 }
@@ -503,9 +503,9 @@ counter_committed_value(CounterId id, bool *found)
 	*found = store_lookup_by_id(id, NULL, &def);
 	if (!*found)
 		return 0;
-	snapshot = store_register_latest_snapshot();
+	snapshot = store_catalog_snapshot();
 	value = store_sum_shards(&def, snapshot, NULL);
-	UnregisterSnapshot(snapshot);
+	store_release_snapshot(snapshot);
 	return value;
 }
 
@@ -881,7 +881,7 @@ static void
 tracked_tables_delete(Oid relid)
 {
 	Relation	rel = table_open(store_tracked_tables_relid(), RowExclusiveLock);
-	Snapshot	snapshot = store_register_latest_snapshot();
+	Snapshot	snapshot = store_catalog_snapshot();
 	TableScanDesc scan = table_beginscan(rel, snapshot, 0, NULL);
 	HeapTuple	tuple;
 
@@ -889,7 +889,7 @@ tracked_tables_delete(Oid relid)
 		if (((TrackedRow *) GETSTRUCT(tuple))->relid == relid)
 			simple_heap_delete(rel, &tuple->t_self);
 	table_endscan(scan);
-	UnregisterSnapshot(snapshot);
+	store_release_snapshot(snapshot);
 	CacheInvalidateRelcache(rel);
 	table_close(rel, RowExclusiveLock);
 	CommandCounterIncrement();
@@ -1053,7 +1053,7 @@ void
 tracking_restore(void)
 {
 	Relation	rel = table_open(store_tracked_tables_relid(), AccessShareLock);
-	Snapshot	snapshot = store_register_latest_snapshot();
+	Snapshot	snapshot = store_catalog_snapshot();
 	TableScanDesc scan = table_beginscan(rel, snapshot, 0, NULL);
 	HeapTuple	tuple;
 	List	   *relids = NIL;
@@ -1075,7 +1075,7 @@ tracking_restore(void)
 																&isnull)));
 	}
 	table_endscan(scan);
-	UnregisterSnapshot(snapshot);
+	store_release_snapshot(snapshot);
 	table_close(rel, AccessShareLock);
 
 	forboth(lc1, relids, lc2, names)
