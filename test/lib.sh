@@ -12,7 +12,7 @@ ES_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # relative), so parallel work can install into its own: ES_PG_BIN=/opt/x/...
 ES_PG_BIN=${ES_PG_BIN:-/usr/lib/postgresql/15/bin}
 ES_PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-client-15 \
-  libipc-run-perl make gcc libfaketime"
+  libipc-run-perl make gcc libfaketime bzip2"
 
 es_log() { printf '==> %s\n' "$*" >&2; }
 

@@ -6,7 +6,9 @@
 #   1. pg_regress (sql/, expected/) on a server that preloads the library;
 #   2. the isolation specs (test/isolation) on the same server;
 #   3. pg_regress no_preload on a server that does not preload it;
-#   4. the TAP tests (test/t), which start their own servers.
+#   4. the TAP tests (test/t), which start their own servers;
+#   5. PostgreSQL's own regression and isolation suites, from Debian's
+#      source package, without and with the preload (test/pg_suites.sh).
 # Ends with one line "N passed, N failed" and exits non-zero on any failure.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -88,6 +90,16 @@ count_pg_regress "$work/no_preload.log"
 es_log "TAP tests"
 run_make "$work/tap.log" "$PORT_PRELOAD" installcheck REGRESS= ISOLATION=
 count_prove "$work/tap.log"
+
+# PostgreSQL's own regression and isolation suites, without and with the
+# preload: one test each, passed when both runs fail the same tests alike.
+es_log "PostgreSQL's own suites"
+bash "$ES_ROOT/test/pg_suites.sh" "$work/pg_suites" $((PORT_PRELOAD + 20)) >"$work/pg_suites.log" 2>&1
+cat "$work/pg_suites.log"
+suites_same=$(grep -c '^pg_suites: SAME' "$work/pg_suites.log")
+suites_different=$(grep -c '^pg_suites: DIFFERENT' "$work/pg_suites.log")
+[ "$suites_same" = 0 ] && [ "$suites_different" = 0 ] && suites_different=1
+passed=$((passed + suites_same)); failed=$((failed + suites_different))
 
 for diffs in "$work"/regress.diffs "$src"/regression.diffs "$src"/test/isolation/output/regression.diffs; do
   [ -s "$diffs" ] && { echo "---- $diffs"; cat "$diffs"; }
