@@ -158,7 +158,7 @@ for my $i (0, 1)
 }
 my $load = start_pgbench($node, $scripts,
 	clients => $clients,
-	transactions => 1000);
+	transactions => 2500);
 
 # --- track() in the middle of it -------------------------------------------
 
@@ -209,7 +209,9 @@ while (time - $poll_start < 3)
 	$polls++;
 	$load->{h}->pump_nb;
 	last unless $load->{h}->pumpable;
-	usleep(100_000);
+	# short: on a fast run the load ends after a few polls (seen: 2 with
+	# a 100 ms pause, which made the check below fail by chance)
+	usleep(10_000);
 }
 my $rr_second = $rr_session->query_safe($rr_sql);
 $rr_session->query_safe('COMMIT');
