@@ -54,7 +54,6 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/catalog.h"
-#include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_inherits.h"
