@@ -1076,6 +1076,20 @@ SELECT pg_temp.err($$ALTER TABLE perm SET UNLOGGED$$);
 CREATE UNLOGGED TABLE unlogged_t (a int);
 SELECT pg_temp.err($$SELECT event_stats.track('unlogged_t')$$);
 SELECT * FROM chk('perm');
+-- an ON SELECT rule turns an empty table into a view, which has no rows of
+-- its own: refused while it is tracked, PostgreSQL's refusals first
+CREATE TABLE to_view (a int);
+SELECT event_stats.track('to_view');
+SELECT pg_temp.err($$CREATE RULE "_RETURN" AS ON SELECT TO to_view DO INSTEAD SELECT 1 AS a$$);
+SELECT relkind FROM pg_class WHERE oid = 'to_view'::regclass;
+SELECT * FROM chk('to_view');
+INSERT INTO to_view VALUES (1);
+SELECT pg_temp.err($$CREATE RULE "_RETURN" AS ON SELECT TO to_view DO INSTEAD SELECT 1 AS a$$);
+DELETE FROM to_view;
+SELECT event_stats.untrack('to_view');
+CREATE RULE "_RETURN" AS ON SELECT TO to_view DO INSTEAD SELECT 1 AS a;
+SELECT relkind FROM pg_class WHERE oid = 'to_view'::regclass;
+DROP VIEW to_view;
 -- row-level security: the count covers rows the policies hide, so it is refused
 CREATE ROLE regress_es_track_rls;
 GRANT SELECT ON perm TO regress_es_track_rls;

@@ -21,6 +21,9 @@
  *	 CREATE [FOREIGN | TEMP | UNLOGGED] TABLE ... PARTITION OF / INHERITS
  *						a tracked tree, ALTER TABLE ... SET UNLOGGED
  *						are refused: those rows cannot be counted.
+ *	 CREATE RULE "_RETURN" AS ON SELECT
+ *						(ProcessUtility, after it ran) refuses to turn a
+ *						tracked table into a view, whose rows are no table's.
  *	 COPY into tracked_tables
  *						(pg_restore, after it ran) starts tracking the
  *						restored tables again; see tracking_restore().
@@ -375,6 +378,30 @@ alter_refuse_unlogged(AlterTableStmt *stmt)
 					 errdetail("Crash recovery empties unlogged tables, and their counter would keep its value.")));
 }
 
+/*
+ * PostgreSQL 15 turns an empty table into a view when it gets an ON SELECT
+ * rule.  Checked after the command ran, so that PostgreSQL's own refusals
+ * (partitions, children, indexes, rows) keep their messages, under the
+ * AccessExclusiveLock the rule took, so that no track() can slip in between.
+ */
+static void
+rule_refuse_view(RuleStmt *stmt)
+{
+	Oid			relid;
+
+	if (stmt->event != CMD_SELECT)
+		return;
+	relid = relation_if_exists(stmt->relation);
+	if (OidIsValid(relid) && get_rel_relkind(relid) == RELKIND_VIEW &&
+		tracking_counter_of(relid) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot convert tracked table \"%s\" to a view",
+						get_rel_name(relid)),
+				 errdetail("A view has no rows of its own to count."),
+				 errhint("Stop tracking it first with event_stats.untrack().")));
+}
+
 /* pg_restore loading tracked_tables */
 static bool
 copy_restores_tracking(CopyStmt *stmt)
@@ -452,6 +479,8 @@ es_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 		created_child_check((CreateStmt *) parsetree);
 	else if (IsA(parsetree, CreateForeignTableStmt))
 		created_child_check(&((CreateForeignTableStmt *) parsetree)->base);
+	else if (IsA(parsetree, RuleStmt))
+		rule_refuse_view((RuleStmt *) parsetree);
 	foreach(lc, moves)
 		tree_move_record(lfirst(lc));
 	if (restores)

@@ -17,7 +17,8 @@
 #   - uq, a plain table with a primary key, for ON CONFLICT;
 # with track() / untrack() of any of them, INSERT (multi-row, ON CONFLICT),
 # COPY, DELETE, UPDATE moving rows across partitions, MERGE and TRUNCATE
-# (with CASCADE); in transactions of 1 to 5 statements at READ COMMITTED or
+# (with CASCADE), and an ON SELECT rule that would turn an emptied, tracked
+# table into a view (checked, then rolled back); in transactions of 1 to 5 statements at READ COMMITTED or
 # REPEATABLE READ, some statements inside a savepoint that is rolled back,
 # ending in COMMIT, ROLLBACK, or PREPARE TRANSACTION and COMMIT PREPARED /
 # ROLLBACK PREPARED.  Statements that PostgreSQL or event_stats refuse are
@@ -188,9 +189,20 @@ sub random_statement
 		  ? "CREATE TABLE $c () INHERITS (" . join(', ', @inh_parents) . ');'
 		  : "CREATE TABLE $c (id int, k int);";
 	}
-	if ($r < 0.94)
+	if ($r < 0.92)
 	{
 		return "SELECT event_stats.track('" . pick(@trackable) . "');";
+	}
+	if ($r < 0.94)
+	{
+		# an ON SELECT rule turns an empty table into a view; always undone,
+		# so that the universe keeps its tables
+		my $v = pick(map({ "mp_$_" } 1 .. 4), @inh_children);
+		return "SAVEPOINT to_view;\nDELETE FROM $v;\n"
+		  . "DO \$\$BEGIN PERFORM event_stats.track('$v'); "
+		  . "EXCEPTION WHEN duplicate_object THEN NULL; END\$\$;\n"
+		  . "CREATE RULE \"_RETURN\" AS ON SELECT TO $v DO INSTEAD SELECT 1 AS id, 1 AS k;\n"
+		  . $check . "ROLLBACK TO SAVEPOINT to_view;";
 	}
 	return "SELECT event_stats.untrack('" . pick(@trackable) . "');";
 }
