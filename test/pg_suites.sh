@@ -5,15 +5,26 @@
 # Fetches PostgreSQL 15's source with Debian's source package (adding a
 # deb-src entry for the same archive as root), builds only pg_regress,
 # isolationtester and the regression test library, and runs the core
-# regression schedule and the isolation schedule twice: (a) on a server
-# without event_stats, (b) on one that preloads it.  (b) must fail exactly
-# the tests (a) fails, with identical differences: Debian may serve a
-# source a point release older than the installed server, so the expected
-# files alone are no yardstick, (a) is.
+# regression schedule and the isolation schedule three times:
+#   (a) on a server without event_stats;
+#   (b) on one that preloads it: (b) must fail exactly the tests (a) fails,
+#       with identical differences.  Debian may serve a source a point
+#       release older than the installed server, so the expected files
+#       alone are no yardstick, (a) is;
+#   (c) on one that preloads it, with event_stats and the test harness
+#       extension event_stats_pgsuite (test/pg_suites/, installed into the
+#       server's share directory for this run only) created in every test
+#       database: every new permanent table is tracked, and value() is
+#       checked against count(*) before each DROP and, for every tracked
+#       table left, at the end.  No check may find a difference or fail,
+#       and each test's output must equal (a)'s, but for the tests the
+#       allow-list test/pg_suites/allowed_differences names, each with the
+#       documented refusal (or harness object) that must show in it.
 #
-# Prints one line per suite, "pg_suites: SAME <suite> (...)" or
-# "pg_suites: DIFFERENT <suite> (...)" followed by the differences, and
-# exits non-zero if any suite differs or could not run.
+# Prints two lines per suite, "pg_suites: SAME <suite>..." or
+# "pg_suites: DIFFERENT <suite>..." followed by the differences, and exits
+# non-zero if any differs or could not run.  ES_PG_SUITES_SOURCE names an
+# unpacked source tree to use instead of downloading one.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -64,7 +75,11 @@ es_fetch_pg_source() {
 }
 
 es_log "PostgreSQL's own suites: fetching and building the test drivers"
-srcdir=$(es_fetch_pg_source) || { echo "pg_suites: DIFFERENT source (not available)"; exit 1; }
+if [ -n "${ES_PG_SUITES_SOURCE:-}" ]; then
+  srcdir=$ES_PG_SUITES_SOURCE   # an unpacked source tree, to skip the download
+else
+  srcdir=$(es_fetch_pg_source) || { echo "pg_suites: DIFFERENT source (not available)"; exit 1; }
+fi
 srcdir=${srcdir%/}
 es_log "source: $srcdir"
 (cd "$srcdir" && ./configure -q --without-readline --without-icu --without-zlib \
@@ -77,39 +92,66 @@ es_log "source: $srcdir"
 }
 [ "$(id -u)" = 0 ] && chown -R "$(es_test_user)" "$work"
 
-# --- two servers --------------------------------------------------------------
+# --- three servers ------------------------------------------------------------
 
+# The harness extension of stage (c), installed for this run only.
+extdir=$("$ES_PG_BIN/pg_config" --sharedir)/extension
+harness=(event_stats_pgsuite.control event_stats_pgsuite--1.0.sql)
 cleanup() {
-  es_stop_cluster "$work/plain"
-  es_stop_cluster "$work/preload"
+  local kind f
+  for kind in plain preload tracked; do es_stop_cluster "$work/$kind"; done
+  for f in "${harness[@]}"; do rm -f "$extdir/$f"; done
 }
 trap cleanup EXIT
-for kind in plain preload; do
+for f in "${harness[@]}"; do
+  install -m 644 "$ES_ROOT/test/pg_suites/$f" "$extdir/$f" || {
+    echo "pg_suites: DIFFERENT harness (cannot install into $extdir)"
+    exit 1
+  }
+done
+for kind in plain preload tracked; do
   mkdir -p "$work/$kind"
   [ "$(id -u)" = 0 ] && chown "$(es_test_user)" "$work/$kind"
 done
 es_start_cluster "$work/plain" "$port" no || exit 1
 es_start_cluster "$work/preload" "$((port + 1))" yes || exit 1
+es_start_cluster "$work/tracked" "$((port + 2))" yes || exit 1
+port_of() {
+  case $1 in plain) echo "$port" ;; preload) echo $((port + 1)) ;; tracked) echo $((port + 2)) ;; esac
+}
 
-# run_suite NAME DIR DRIVER SCHEDULE -- runs it on both servers, compares.
+# The tests a run failed and its differences, without their file headers.
+failed_and_diffs() {
+  local out=$1
+  grep -E '\.\.\. FAILED|\.\.\. failed' "$out.log" | awk '{print $1, $2}' | sort >"$out.failed"
+  if [ -f "$out/regression.diffs" ]; then
+    grep -vE '^(\+\+\+|---|diff) ' "$out/regression.diffs" >"$out.diffs"
+  else
+    : >"$out.diffs"
+  fi
+}
+
+# Lines of the tracked server's log that the harness wrote since byte $2.
+harness_lines() {
+  tail -c +"$(($2 + 1))" "$1" | grep -o 'es_pgsuite: .*'
+}
+
+# run_suite NAME DIR DRIVER SCHEDULE DATABASE -- runs it on the three
+# servers and compares (b) and (c) with (a).
 different=0
 run_suite() {
-  local name=$1 dir=$2 driver=$3 schedule=$4 kind p
-  for kind in plain preload; do
-    p=$port
-    [ "$kind" = preload ] && p=$((port + 1))
-    (cd "$srcdir/$dir" && es_as_user "./$driver" --inputdir=. --bindir="$ES_PG_BIN" \
-      --dlpath=. --schedule="$schedule" --host="$work/$kind" --port="$p" \
-      --max-connections=20 --outputdir="$work/$kind/$name" \
-      >"$work/$kind/$name.log" 2>&1)
-    # the failing tests, and the differences without their file headers
-    grep -E '\.\.\. FAILED|\.\.\. failed' "$work/$kind/$name.log" |
-      awk '{print $1, $2}' | sort >"$work/$kind/$name.failed"
-    if [ -f "$work/$kind/$name/regression.diffs" ]; then
-      grep -vE '^(\+\+\+|---|diff) ' "$work/$kind/$name/regression.diffs" >"$work/$kind/$name.diffs"
-    else
-      : >"$work/$kind/$name.diffs"
+  local name=$1 dir=$2 driver=$3 schedule=$4 db=$5 kind extra log_start
+  for kind in plain preload tracked; do
+    extra=()
+    if [ "$kind" = tracked ]; then
+      extra=(--load-extension=event_stats --load-extension=event_stats_pgsuite)
+      log_start=$(stat -c %s "$work/tracked/server.log")
     fi
+    (cd "$srcdir/$dir" && es_as_user "./$driver" --inputdir=. --bindir="$ES_PG_BIN" \
+      --dlpath=. --schedule="$schedule" --host="$work/$kind" --port="$(port_of "$kind")" \
+      --max-connections=20 --outputdir="$work/$kind/$name" "${extra[@]}" \
+      >"$work/$kind/$name.log" 2>&1)
+    failed_and_diffs "$work/$kind/$name"
   done
   local summary
   summary=$(grep -E 'tests (passed|failed)' "$work/plain/$name.log" | sed 's/^ *//')
@@ -117,7 +159,11 @@ run_suite() {
     echo "pg_suites: DIFFERENT $name (did not run)"
     tail -20 "$work/plain/$name.log"
     different=$((different + 1))
-  elif cmp -s "$work/plain/$name.failed" "$work/preload/$name.failed" &&
+    return
+  fi
+
+  # (b) the preload alone changes nothing
+  if cmp -s "$work/plain/$name.failed" "$work/preload/$name.failed" &&
     cmp -s "$work/plain/$name.diffs" "$work/preload/$name.diffs"; then
     echo "pg_suites: SAME $name (without event_stats: $summary; with it preloaded: the same tests fail, the same differences)"
   else
@@ -126,11 +172,85 @@ run_suite() {
     diff "$work/plain/$name.diffs" "$work/preload/$name.diffs" | head -200
     different=$((different + 1))
   fi
+
+  # (c) every new table tracked: the final check of every tracked table
+  # left, then the checks' outcome, and each test's output against (a)'s
+  es_as_user psql -X -q -h "$work/tracked" -p "$(port_of tracked)" -U postgres -d "$db" \
+    -c 'SELECT event_stats_pgsuite.check_tables(true)' >/dev/null 2>&1 ||
+    echo "es_pgsuite: final check could not run" >>"$work/tracked/$name.harness"
+  harness_lines "$work/tracked/server.log" "$log_start" >>"$work/tracked/$name.harness"
+  tracked_check "$name" "$summary"
 }
 
-es_log "core regression schedule, without and with event_stats preloaded"
-run_suite regress src/test/regress pg_regress parallel_schedule
-es_log "isolation schedule, without and with event_stats preloaded"
-run_suite isolation src/test/isolation pg_isolation_regress isolation_schedule
+# tracked_check NAME SUMMARY -- stage (c) of suite NAME.
+tracked_check() {
+  local name=$1 summary=$2 h="$work/tracked/$1.harness"
+  local tracked refused checks skipped mismatches errors
+  tracked=$(grep -c '^es_pgsuite: tracked ' "$h")
+  refused=$(grep -c '^es_pgsuite: not tracked ' "$h")
+  checks=$(grep -c '^es_pgsuite: check [^f]' "$h")
+  skipped=$(grep -c '^es_pgsuite: skipped ' "$h")
+  mismatches=$(grep -c '^es_pgsuite: MISMATCH ' "$h")
+  errors=$(grep -cE '^es_pgsuite: (check failed|final check)' "$h")
+  local bad=0 t unexpected=() unused=()
+  # the tests whose output differs from (a)'s
+  local differing=()
+  for t in "$work/plain/$name/results"/*.out; do
+    t=$(basename "$t" .out)
+    cmp -s "$work/plain/$name/results/$t.out" "$work/tracked/$name/results/$t.out" ||
+      differing+=("$t")
+  done
+  local shows added missing=()
+  for t in "${differing[@]}"; do
+    if ! allowed_tests "$name" | grep -qx "$t"; then
+      unexpected+=("$t")
+      continue
+    fi
+    # each "shows" of the entry in a line of (c)'s output that (a)'s lacks
+    added=$(diff "$work/plain/$name/results/$t.out" "$work/tracked/$name/results/$t.out" | grep '^>')
+    while IFS= read -r shows; do
+      grep -qE -- "$shows" <<<"$added" || missing+=("$t: $shows")
+    done < <(allowed_shows "$name" "$t")
+  done
+  while read -r t; do
+    printf '%s\n' "${differing[@]}" | grep -qx -- "$t" || unused+=("$t")
+  done < <(allowed_tests "$name")
+  [ "$mismatches" = 0 ] && [ "$errors" = 0 ] && [ "${#unexpected[@]}" = 0 ] &&
+    [ "${#unused[@]}" = 0 ] && [ "${#missing[@]}" = 0 ] && [ "$checks" -gt 0 ] || bad=1
+  local counts="tables tracked: $tracked, refused by track(): $refused, checks of value() = count(*): $checks (and $skipped skipped), mismatches: $mismatches, failed checks: $errors; tests whose output differs from (a): ${#differing[@]}, all allowed"
+  if [ "$bad" = 0 ]; then
+    echo "pg_suites: SAME $name, every new table tracked ($counts)"
+  else
+    echo "pg_suites: DIFFERENT $name, every new table tracked (${counts%, all allowed})"
+    grep -E '^es_pgsuite: (MISMATCH|check failed|final check)' "$h" | head -50
+    for t in "${unexpected[@]}"; do
+      echo "-- $t differs from (a), and the allow-list does not name it:"
+      diff "$work/plain/$name/results/$t.out" "$work/tracked/$name/results/$t.out" | head -60
+    done
+    for t in "${unused[@]}"; do
+      echo "-- $t is on the allow-list but its output equals (a)'s: take it off"
+    done
+    for t in "${missing[@]}"; do
+      echo "-- ${t%%: *} differs, but not by what the allow-list says it shows: ${t#*: }"
+    done
+    different=$((different + 1))
+  fi
+}
+
+# The allow-list, test/pg_suites/allowed_differences: its tests of a suite,
+# and the "shows" patterns of one test.
+allowed_tests() {
+  awk -v suite="$1" '/^[^# ]/ && $1 == suite { print $2 }' "$ES_ROOT/test/pg_suites/allowed_differences"
+}
+allowed_shows() {
+  awk -v suite="$1" -v test="$2" '
+    /^[^# ]/ { on = ($1 == suite && $2 == test) }
+    on && /^  shows: / { sub(/^  shows: /, ""); print }' "$ES_ROOT/test/pg_suites/allowed_differences"
+}
+
+es_log "core regression schedule: (a) without event_stats, (b) preloaded, (c) every new table tracked"
+run_suite regress src/test/regress pg_regress parallel_schedule regression
+es_log "isolation schedule: (a) without event_stats, (b) preloaded, (c) every new table tracked"
+run_suite isolation src/test/isolation pg_isolation_regress isolation_schedule isolation_regression
 
 [ "$different" = 0 ]
