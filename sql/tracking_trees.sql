@@ -117,3 +117,27 @@ SELECT pg_temp.vc('ta'), pg_temp.vc('tb');
 SELECT event_stats.untrack('ta');
 SELECT event_stats.untrack('tb');
 DROP TABLE tc, ta, tb;
+
+-- a table that cannot be counted, joining below an untracked table of a
+-- tracked tree: the refusal names the tracked table whose count it guards
+CREATE TABLE g (id int, k int) PARTITION BY LIST (k);
+CREATE TABLE g_mid PARTITION OF g FOR VALUES IN (1, 2) PARTITION BY LIST (k);
+CREATE TABLE lg (id int);
+CREATE TABLE lg_mid () INHERITS (lg);
+SELECT event_stats.track('g');
+SELECT event_stats.track('lg');
+\set VERBOSITY terse
+CREATE UNLOGGED TABLE g_low PARTITION OF g_mid FOR VALUES IN (1);
+CREATE TEMP TABLE lg_low () INHERITS (lg_mid);
+CREATE UNLOGGED TABLE g_out (id int, k int);
+ALTER TABLE g_mid ATTACH PARTITION g_out FOR VALUES IN (2);
+CREATE TEMP TABLE lg_out (id int);
+ALTER TABLE lg_out INHERIT lg_mid;
+-- a tracked table in the middle is the one named
+SELECT event_stats.track('lg_mid');
+ALTER TABLE lg_out INHERIT lg_mid;
+\set VERBOSITY default
+SELECT event_stats.untrack('lg_mid');
+SELECT event_stats.untrack('lg');
+SELECT event_stats.untrack('g');
+DROP TABLE g, lg, lg_mid, g_out, lg_out;

@@ -399,7 +399,10 @@ tracking_counter_of(Oid relid)
 	return m ? m->tracked_by : 0;
 }
 
-/* The counters whose tracked table is relid or one of its ancestors. */
+/*
+ * The counters whose tracked table is relid or one of its ancestors,
+ * nearest first.
+ */
 List *
 tracking_counters_at_or_above(Oid relid)
 {
@@ -932,8 +935,9 @@ check_trackable(Relation rel)
 }
 
 /*
- * Every relation under a tracked tree must be a permanent table whose rows
- * we see: a foreign table's rows never pass through our heap, an unlogged
+ * Every relation of tree, which joins tracked table relid's tree (its
+ * nearest tracked ancestor, the one the errors name), or which relid's
+ * track() would count, must be a permanent table whose rows we see: a foreign table's rows never pass through our heap, an unlogged
  * one's vanish in crash recovery, a temporary one's are invisible to other
  * sessions' count(*).
  */

@@ -234,13 +234,15 @@ static void
 tree_move_record(const TreeMove *move)
 {
 	Oid			child = relation_if_exists(move->child);
+	List	   *above = tracking_counters_at_or_above(move->parent);
 	ListCell   *leaf;
 	ListCell   *before;
 
-	if (!OidIsValid(child) || tracking_counters_at_or_above(move->parent) == NIL)
+	if (!OidIsValid(child) || above == NIL)
 		return;
 	if (move->joins)
-		tracking_check_tree(move->parent, find_all_inheritors(child, NoLock, NULL));
+		tracking_check_tree(tracking_table_of(linitial_int(above)),
+							find_all_inheritors(child, NoLock, NULL));
 
 	forboth(leaf, move->leaves, before, move->befores)
 		tracking_record_leaf(lfirst_oid(leaf), lfirst(before), 0);
@@ -353,10 +355,14 @@ created_child_check(CreateStmt *stmt)
 	foreach(lc, stmt->inhRelations)
 	{
 		Oid			parent = relation_if_exists(lfirst(lc));
+		List	   *above;
 
-		if (OidIsValid(parent) && OidIsValid(child) &&
-			tracking_counters_at_or_above(parent) != NIL)
-			tracking_check_tree(parent, list_make1_oid(child));
+		if (!OidIsValid(parent) || !OidIsValid(child))
+			continue;
+		above = tracking_counters_at_or_above(parent);
+		if (above != NIL)
+			tracking_check_tree(tracking_table_of(linitial_int(above)),
+								list_make1_oid(child));
 	}
 }
 
