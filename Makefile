@@ -5,6 +5,7 @@ EXTENSION = event_stats
 MODULE_big = event_stats
 OBJS = \
 	src/module.o \
+	src/xact_dispatch.o \
 	src/counter_store.o \
 	src/counter_pending.o \
 	src/counter_type.o \

@@ -4,11 +4,12 @@
  *	  Increments and sets made by the current transaction, not yet written.
  *
  * increment() and set() only change a backend-local hash table; nothing is
- * written until the transaction commits or prepares.  Then, in the
- * XACT_EVENT_PRE_COMMIT / XACT_EVENT_PRE_PREPARE callback, while the
- * transaction can still write (and still fail), each touched counter gets
- * exactly one write through counter_store.c, however many increments the
- * transaction made.  Rows written at PREPARE belong to the prepared
+ * written until the transaction commits or prepares.  Then, at
+ * XACT_EVENT_PRE_COMMIT / XACT_EVENT_PRE_PREPARE (pending_xact_event, called
+ * by xact_dispatch.c after tracking.c has added the tracked tables' row
+ * changes), while the transaction can still write (and still fail), each
+ * touched counter gets exactly one write through counter_store.c, however
+ * many increments the transaction made.  Rows written at PREPARE belong to the prepared
  * transaction: COMMIT PREPARED makes them visible, ROLLBACK PREPARED
  * discards them, from whichever backend.
  *
@@ -24,7 +25,7 @@
  * Backend-local state: `pending` lives as long as the backend, so that a
  * transaction does not pay for building a hash table; its entries and their
  * states (in TopTransactionContext) belong to the current top-level
- * transaction, and the transaction callbacks below empty it when that ends.
+ * transaction, and pending_xact_event() empties it when that ends.
  * Nothing here is shared.
  *
  *-------------------------------------------------------------------------
@@ -279,14 +280,14 @@ pending_flush(void)
 	}
 }
 
-static void
-pending_xact_callback(XactEvent event, void *arg)
+/* The transaction's events, in the order xact_dispatch.c calls the parts. */
+void
+pending_xact_event(XactEvent event)
 {
 	switch (event)
 	{
 		case XACT_EVENT_PRE_COMMIT:
 		case XACT_EVENT_PRE_PREPARE:
-			tracking_collect();
 			if (pending_any())
 				pending_flush();
 			break;
@@ -296,7 +297,6 @@ pending_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			pending_reset();
-			tracking_xact_end();
 			break;
 		case XACT_EVENT_PARALLEL_PRE_COMMIT:
 			/* increments are refused in parallel workers */
@@ -304,13 +304,18 @@ pending_xact_callback(XactEvent event, void *arg)
 	}
 }
 
-/* Folds the committing level into its parent, or drops the aborted one. */
-static void
+/*
+ * At the end of subtransaction level: folds the committing level into its
+ * parent, or drops the aborted one.
+ */
+void
 pending_subxact_end(int level, bool commit)
 {
 	HASH_SEQ_STATUS seq;
 	PendingCounter *pc;
 
+	if (!pending_any() || level > pending_deepest)
+		return;
 	hash_seq_init(&seq, pending);
 	while ((pc = hash_seq_search(&seq)) != NULL)
 	{
@@ -333,30 +338,4 @@ pending_subxact_end(int level, bool commit)
 		/* popped states stay in TopTransactionContext until it ends */
 	}
 	pending_deepest = level - 1;
-}
-
-static void
-pending_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-						 SubTransactionId parentSubid, void *arg)
-{
-	int			level = GetCurrentTransactionNestLevel();
-
-	if (event == SUBXACT_EVENT_COMMIT_SUB || event == SUBXACT_EVENT_ABORT_SUB)
-		tracking_subxact_end(level, event == SUBXACT_EVENT_COMMIT_SUB);
-	if (!pending_any())
-		return;
-	if (level > pending_deepest)
-		return;
-
-	if (event == SUBXACT_EVENT_COMMIT_SUB)
-		pending_subxact_end(level, true);
-	else if (event == SUBXACT_EVENT_ABORT_SUB)
-		pending_subxact_end(level, false);
-}
-
-void
-pending_register_callbacks(void)
-{
-	RegisterXactCallback(pending_xact_callback, NULL);
-	RegisterSubXactCallback(pending_subxact_callback, NULL);
 }

@@ -7,9 +7,11 @@
  * offers the others.
  *
  *	 module.c			library load, the shared_preload_libraries check
+ *	 xact_dispatch.c	the transaction and subtransaction callbacks: which
+ *						part hears of each transaction end, in what order
  *	 counter_store.c	the state tables: definitions and shard rows
- *	 counter_pending.c	this transaction's not-yet-written increments and
- *						the transaction callbacks that write them
+ *	 counter_pending.c	this transaction's not-yet-written increments,
+ *						written at commit
  *	 counter_type.c		the event_stats.counter type: text I/O, operators
  *	 counter_acl.c		owners and privileges of counters
  *	 counter_api.c		SQL-callable counter functions
@@ -38,6 +40,7 @@
 #include "postgres.h"
 
 #include "access/htup.h"
+#include "access/xact.h"
 #include "access/xlogdefs.h"
 #include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
@@ -52,6 +55,9 @@ typedef int32 CounterId;
 
 /* module.c */
 extern void es_require_preload(void);
+
+/* xact_dispatch.c */
+extern void xact_dispatch_register(void);
 
 /* counter_store.c */
 typedef struct CounterDef
@@ -88,7 +94,8 @@ extern void store_add_to_shards(const CounterDef *def, int64 delta);
 extern void store_reset_shards(const CounterDef *def, int64 value);
 
 /* counter_pending.c */
-extern void pending_register_callbacks(void);
+extern void pending_xact_event(XactEvent event);
+extern void pending_subxact_end(int level, bool commit);
 extern void pending_increment(CounterId id, int64 delta);
 extern void pending_set(CounterId id, int64 value);
 extern bool pending_lookup(CounterId id, bool *is_absolute, int64 *amount);
@@ -108,9 +115,8 @@ extern void tracking_record_leaf(Oid relid, List *before, CounterId sole);
 extern void tracking_record_leaf_now(Oid relid);
 extern void tracking_check_tree(Oid relid, List *tree);
 extern void tracking_report_counts_off(Oid relid) pg_attribute_noreturn();
-extern void tracking_collect(void);
+extern void tracking_xact_event(XactEvent event);
 extern int64 tracking_own_delta(CounterId id);
-extern void tracking_xact_end(void);
 extern void tracking_subxact_end(int level, bool commit);
 extern CounterId tracking_track(Oid relid, const char *name);
 extern void tracking_untrack(Oid relid);
@@ -212,7 +218,8 @@ extern void hlc_persist_wait_for_standbys(XLogRecPtr lsn);
 /* hlc_horizon.c */
 extern Size hlc_horizon_shmem_request(void);
 extern void hlc_horizon_shmem_init(const HlcPreparedHold *holds, int nholds);
-extern void hlc_horizon_register_callbacks(void);
+extern void hlc_horizon_register_hooks(void);
+extern void hlc_horizon_xact_event(XactEvent event);
 extern bool hlc_horizon_hold(Hlc below);
 extern void hlc_horizon_tighten(Hlc value);
 extern bool hlc_horizon_held_here(Hlc *holds);

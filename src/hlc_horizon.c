@@ -9,8 +9,9 @@
  * first value is taken, the backend stores in its slot the clock's last
  * value, which is below every value the transaction will get; once the
  * compare-and-swap has given it its value v, it tightens the slot to v - 1.
- * The slot is cleared in the XACT_EVENT_COMMIT / ABORT callback, which runs
- * after the transaction has become visible to new snapshots (or has gone).
+ * The slot is cleared at XACT_EVENT_COMMIT / ABORT (hlc_horizon_xact_event,
+ * called by xact_dispatch.c), which fire after the transaction has become
+ * visible to new snapshots (or has gone).
  * The horizon is
  *
  *		min(the clock's last value, every slot, every prepared hold)
@@ -256,8 +257,9 @@ release_my_slot(void)
 		pg_atomic_write_u64(&horizon_slots[MyBackendId - 1].s.holds, HLC_MAX);
 }
 
-static void
-horizon_xact_callback(XactEvent event, void *arg)
+/* The transaction's events, in the order xact_dispatch.c calls the parts. */
+void
+hlc_horizon_xact_event(XactEvent event)
 {
 	Hlc			holds;
 
@@ -321,9 +323,8 @@ horizon_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 }
 
 void
-hlc_horizon_register_callbacks(void)
+hlc_horizon_register_hooks(void)
 {
-	RegisterXactCallback(horizon_xact_callback, NULL);
 	prev_ProcessUtility = ProcessUtility_hook;
 	ProcessUtility_hook = horizon_ProcessUtility;
 }

@@ -36,10 +36,10 @@ _PG_init(void)
 		return;
 
 	es_preloaded = true;
-	pending_register_callbacks();
+	xact_dispatch_register();
 	tracking_register_hooks();
 	hlc_clock_init();
-	hlc_horizon_register_callbacks();
+	hlc_horizon_register_hooks();
 }
 
 /*

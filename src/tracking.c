@@ -10,9 +10,10 @@
  * heapam already counts, per relation and per (sub)transaction, the tuples
  * a transaction inserted and deleted (pgstat's PgStat_TableXactStatus; a
  * rolled-back subtransaction's counts are removed, a TRUNCATE is noted).
- * At PRE_COMMIT / PRE_PREPARE, tracking_collect() turns the top-level
+ * At PRE_COMMIT / PRE_PREPARE, tracking_xact_event() turns the top-level
  * counts of every tracked leaf into one pending increment per counter,
- * which counter_pending.c then writes like any other increment.
+ * which counter_pending.c then writes like any other increment
+ * (xact_dispatch.c calls this file first).
  *
  * Those counts cannot say how many committed rows a leaf held when it
  * starts or stops counting toward a counter within the transaction:
@@ -814,10 +815,10 @@ tracking_report_counts_off(Oid relid)
 }
 
 /*
- * Called at PRE_COMMIT / PRE_PREPARE, before the pending increments are
- * written: adds each tracked leaf's change to its counters.
+ * At PRE_COMMIT / PRE_PREPARE, before the pending increments are written:
+ * adds each tracked leaf's change to its counters.
  */
-void
+static void
 tracking_collect(void)
 {
 	DeltaSink	sink = {0};
@@ -834,12 +835,29 @@ tracking_collect(void)
 	collect_all(&sink);
 }
 
+/* The transaction's events, in the order xact_dispatch.c calls the parts. */
 void
-tracking_xact_end(void)
+tracking_xact_event(XactEvent event)
 {
-	leaf_records = NIL;			/* the records went with their context */
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			tracking_collect();
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			leaf_records = NIL; /* the records went with their context */
+			break;
+		case XACT_EVENT_PARALLEL_PRE_COMMIT:
+			break;
+	}
 }
 
+/* At the end of subtransaction level: its records fold or go. */
 void
 tracking_subxact_end(int level, bool commit)
 {
