@@ -234,11 +234,14 @@ static void
 tree_move_record(const TreeMove *move)
 {
 	Oid			child = relation_if_exists(move->child);
-	List	   *above = tracking_counters_at_or_above(move->parent);
+	List	   *above;
 	ListCell   *leaf;
 	ListCell   *before;
 
-	if (!OidIsValid(child) || above == NIL)
+	if (!OidIsValid(child))
+		return;
+	above = tracking_counters_at_or_above(move->parent);
+	if (above == NIL)
 		return;
 	if (move->joins)
 		tracking_check_tree(tracking_table_of(linitial_int(above)),
@@ -397,6 +400,8 @@ rule_refuse_view(RuleStmt *stmt)
 
 	if (stmt->event != CMD_SELECT)
 		return;
+	/* make the command's own change of pg_class visible to the lookup */
+	CommandCounterIncrement();
 	relid = relation_if_exists(stmt->relation);
 	if (OidIsValid(relid) && get_rel_relkind(relid) == RELKIND_VIEW &&
 		tracking_counter_of(relid) != 0)

@@ -19,7 +19,10 @@
 #       table left, at the end.  No check may find a difference or fail,
 #       and each test's output must equal (a)'s, but for the tests the
 #       allow-list test/pg_suites/allowed_differences names, each with the
-#       documented refusal (or harness object) that must show in it.
+#       documented refusal (or harness object) that must show in it and
+#       with exactly the differences recorded in test/pg_suites/expected/
+#       (ES_PG_SUITES_ACCEPT=1 records them anew: read them before
+#       committing).
 #
 # Prints two lines per suite, "pg_suites: SAME <suite>..." or
 # "pg_suites: DIFFERENT <suite>..." followed by the differences, and exits
@@ -94,20 +97,24 @@ es_log "source: $srcdir"
 
 # --- three servers ------------------------------------------------------------
 
-# The harness extension of stage (c), installed for this run only.
+# The harness extension of stage (c), installed for this run only: files
+# this run did not install (a run alongside) are left alone.
 extdir=$("$ES_PG_BIN/pg_config" --sharedir)/extension
 harness=(event_stats_pgsuite.control event_stats_pgsuite--1.0.sql)
+installed=()
 cleanup() {
   local kind f
   for kind in plain preload tracked; do es_stop_cluster "$work/$kind"; done
-  for f in "${harness[@]}"; do rm -f "$extdir/$f"; done
+  for f in "${installed[@]}"; do rm -f "$extdir/$f"; done
 }
 trap cleanup EXIT
 for f in "${harness[@]}"; do
+  cmp -s "$ES_ROOT/test/pg_suites/$f" "$extdir/$f" && continue
   install -m 644 "$ES_ROOT/test/pg_suites/$f" "$extdir/$f" || {
     echo "pg_suites: DIFFERENT harness (cannot install into $extdir)"
     exit 1
   }
+  installed+=("$f")
 done
 for kind in plain preload tracked; do
   mkdir -p "$work/$kind"
@@ -175,24 +182,38 @@ run_suite() {
 
   # (c) every new table tracked: the final check of every tracked table
   # left, then the checks' outcome, and each test's output against (a)'s
+  : >"$work/tracked/$name.harness"
   es_as_user psql -X -q -h "$work/tracked" -p "$(port_of tracked)" -U postgres -d "$db" \
-    -c 'SELECT event_stats_pgsuite.check_tables(true)' >/dev/null 2>&1 ||
+    -c 'SELECT event_stats_pgsuite.check_tables(true)' >"$work/tracked/$name.final" 2>&1 ||
     echo "es_pgsuite: final check could not run" >>"$work/tracked/$name.harness"
   harness_lines "$work/tracked/server.log" "$log_start" >>"$work/tracked/$name.harness"
-  tracked_check "$name" "$summary"
+  tracked_check "$name"
 }
 
-# tracked_check NAME SUMMARY -- stage (c) of suite NAME.
+# The lines of test T's output in stage (c) that are not in (a)'s, and
+# those of (a) missing from (c) ("> " and "< " lines of diff), numbers of
+# five digits or more (OIDs) written as N.
+output_diff() {
+  local name=$1 t=$2
+  diff "$work/plain/$name/results/$t.out" "$work/tracked/$name/results/$t.out" |
+    grep -E '^[<>]' | sed -E 's/[0-9]{5,}/N/g'
+}
+
+# tracked_check NAME -- stage (c) of suite NAME.  Every line the harness
+# logs has one of the shapes event_stats_pgsuite--1.0.sql lists; a line of
+# another shape fails the run too.
 tracked_check() {
-  local name=$1 summary=$2 h="$work/tracked/$1.harness"
-  local tracked refused checks skipped mismatches errors
-  tracked=$(grep -c '^es_pgsuite: tracked ' "$h")
-  refused=$(grep -c '^es_pgsuite: not tracked ' "$h")
-  checks=$(grep -c '^es_pgsuite: check [^f]' "$h")
-  skipped=$(grep -c '^es_pgsuite: skipped ' "$h")
-  mismatches=$(grep -c '^es_pgsuite: MISMATCH ' "$h")
-  errors=$(grep -cE '^es_pgsuite: (check failed|final check)' "$h")
-  local bad=0 t unexpected=() unused=()
+  local name=$1 h="$work/tracked/$1.harness" expected="$ES_ROOT/test/pg_suites/expected/$1"
+  local tracked refused checks skipped mismatches failed other
+  # (table names may hold spaces: "schema_one"."table two")
+  tracked=$(grep -cE '^es_pgsuite: tracked .+$' "$h")
+  refused=$(grep -cE '^es_pgsuite: not tracked .+ \([0-9A-Z]{5}: .*\)$' "$h")
+  checks=$(grep -cE '^es_pgsuite: check .+ value -?[0-9]+ count [0-9]+$' "$h")
+  skipped=$(grep -cE '^es_pgsuite: skipped .+ \(.*\)$' "$h")
+  mismatches=$(grep -cE '^es_pgsuite: MISMATCH .+ value -?[0-9]+ count [0-9]+$' "$h")
+  failed=$(grep -cE '^es_pgsuite: (check failed .+ \(.*\)$|final check could not run$)' "$h")
+  other=$(($(wc -l <"$h") - tracked - refused - checks - skipped - mismatches - failed))
+  local bad=0 t unexpected=() unused=() shows added wrong=()
   # the tests whose output differs from (a)'s
   local differing=()
   for t in "$work/plain/$name/results"/*.out; do
@@ -200,52 +221,71 @@ tracked_check() {
     cmp -s "$work/plain/$name/results/$t.out" "$work/tracked/$name/results/$t.out" ||
       differing+=("$t")
   done
-  local shows added missing=()
+  local listed
+  listed=$(allowed_tests "$name")
   for t in "${differing[@]}"; do
-    if ! allowed_tests "$name" | grep -qx "$t"; then
+    if ! grep -qx -- "$t" <<<"$listed"; then
       unexpected+=("$t")
       continue
     fi
-    # each "shows" of the entry in a line of (c)'s output that (a)'s lacks
-    added=$(diff "$work/plain/$name/results/$t.out" "$work/tracked/$name/results/$t.out" | grep '^>')
+    added=$(output_diff "$name" "$t")
+    if [ "${ES_PG_SUITES_ACCEPT:-0}" = 1 ]; then
+      mkdir -p "$expected" && printf '%s\n' "$added" >"$expected/$t.diff"
+    fi
+    # the refusal named shows, and nothing else differs than the differences
+    # recorded (and read) in test/pg_suites/expected/SUITE/TEST.diff
     while IFS= read -r shows; do
-      grep -qE -- "$shows" <<<"$added" || missing+=("$t: $shows")
+      grep -qE -- "$shows" <<<"$added" || wrong+=("$t: the output shows no line matching \"$shows\"")
     done < <(allowed_shows "$name" "$t")
+    [ -n "$(allowed_shows "$name" "$t")" ] || wrong+=("$t: its allow-list entry has no \"shows\" line")
+    if ! printf '%s\n' "$added" | cmp -s - "$expected/$t.diff"; then
+      wrong+=("$t: the differences are not those recorded in test/pg_suites/expected/$name/$t.diff")
+      echo "-- $t: differences, recorded (<) and now (>):" >>"$work/tracked/$name.wrong"
+      printf '%s\n' "$added" | diff "$expected/$t.diff" - >>"$work/tracked/$name.wrong" 2>&1
+    fi
   done
+  local differing_list
+  differing_list=$(printf '%s\n' "${differing[@]}")
   while read -r t; do
-    printf '%s\n' "${differing[@]}" | grep -qx -- "$t" || unused+=("$t")
-  done < <(allowed_tests "$name")
-  [ "$mismatches" = 0 ] && [ "$errors" = 0 ] && [ "${#unexpected[@]}" = 0 ] &&
-    [ "${#unused[@]}" = 0 ] && [ "${#missing[@]}" = 0 ] && [ "$checks" -gt 0 ] || bad=1
-  local counts="tables tracked: $tracked, refused by track(): $refused, checks of value() = count(*): $checks (and $skipped skipped), mismatches: $mismatches, failed checks: $errors; tests whose output differs from (a): ${#differing[@]}, all allowed"
+    [ -n "$t" ] || continue
+    grep -qx -- "$t" <<<"$differing_list" || unused+=("$t")
+  done <<<"$listed"
+  [ "$mismatches" = 0 ] && [ "$failed" = 0 ] && [ "$refused" = 0 ] && [ "$other" = 0 ] &&
+    [ "${#unexpected[@]}" = 0 ] && [ "${#unused[@]}" = 0 ] && [ "${#wrong[@]}" = 0 ] &&
+    [ "$checks" -gt 0 ] && [ "$tracked" -gt 0 ] || bad=1
+  local counts="tables tracked: $tracked, refused by track(): $refused, checks of value() = count(*): $checks (and $skipped skipped), mismatches: $mismatches, failed checks: $failed; tests whose output differs from (a): ${#differing[@]}, each by the recorded differences"
   if [ "$bad" = 0 ]; then
     echo "pg_suites: SAME $name, every new table tracked ($counts)"
-  else
-    echo "pg_suites: DIFFERENT $name, every new table tracked (${counts%, all allowed})"
-    grep -E '^es_pgsuite: (MISMATCH|check failed|final check)' "$h" | head -50
-    for t in "${unexpected[@]}"; do
-      echo "-- $t differs from (a), and the allow-list does not name it:"
-      diff "$work/plain/$name/results/$t.out" "$work/tracked/$name/results/$t.out" | head -60
-    done
-    for t in "${unused[@]}"; do
-      echo "-- $t is on the allow-list but its output equals (a)'s: take it off"
-    done
-    for t in "${missing[@]}"; do
-      echo "-- ${t%%: *} differs, but not by what the allow-list says it shows: ${t#*: }"
-    done
-    different=$((different + 1))
+    return
   fi
+  echo "pg_suites: DIFFERENT $name, every new table tracked (${counts%, each by*})"
+  grep -vE '^es_pgsuite: (tracked .+|check .+ value -?[0-9]+ count [0-9]+|skipped .+ \(.*\))$' "$h" | head -50
+  for t in "${unexpected[@]}"; do
+    echo "-- $t differs from (a), and the allow-list does not name it:"
+    diff "$work/plain/$name/results/$t.out" "$work/tracked/$name/results/$t.out" | head -60
+  done
+  for t in "${unused[@]}"; do
+    echo "-- $t is on the allow-list but its output equals (a)'s: take it off"
+  done
+  for t in "${wrong[@]}"; do
+    echo "-- $t"
+  done
+  [ -f "$work/tracked/$name.wrong" ] && head -100 "$work/tracked/$name.wrong"
+  different=$((different + 1))
 }
 
 # The allow-list, test/pg_suites/allowed_differences: its tests of a suite,
-# and the "shows" patterns of one test.
+# and the "shows" patterns of one test.  A line of an entry that is neither
+# "  why: " nor "  shows: " is an error.
 allowed_tests() {
-  awk -v suite="$1" '/^[^# ]/ && $1 == suite { print $2 }' "$ES_ROOT/test/pg_suites/allowed_differences"
+  awk -v suite="$1" '/^[^#[:space:]]/ && $1 == suite { print $2 }' "$ES_ROOT/test/pg_suites/allowed_differences"
 }
 allowed_shows() {
   awk -v suite="$1" -v test="$2" '
-    /^[^# ]/ { on = ($1 == suite && $2 == test) }
-    on && /^  shows: / { sub(/^  shows: /, ""); print }' "$ES_ROOT/test/pg_suites/allowed_differences"
+    /^[^#[:space:]]/ { on = ($1 == suite && $2 == test); next }
+    on && /^  shows: / { sub(/^  shows: /, ""); print; next }
+    on && /^[[:space:]]/ && !/^  why: / { print "malformed allow-list line: " $0; exit }' \
+    "$ES_ROOT/test/pg_suites/allowed_differences"
 }
 
 es_log "core regression schedule: (a) without event_stats, (b) preloaded, (c) every new table tracked"

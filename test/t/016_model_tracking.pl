@@ -253,7 +253,8 @@ sub random_transaction
 	return ($sql, $finish);
 }
 
-my ($checks, $mismatches, $internal, $transactions, $statements_refused) = (0, 0, 0, 0, 0);
+my ($checks, $mismatches, $internal, $transactions, $statements_refused, $views_refused) =
+  (0, 0, 0, 0, 0, 0);
 my (@mismatch_cases, @internal_cases);
 
 # Runs a script, then the check outside any transaction -- except after a
@@ -267,6 +268,7 @@ sub run_script
 		stdout => \$out, stderr => \$err, on_error_stop => 0);
 	$checks += $1 while $out =~ /^CHECKED (\d+)$/mg;
 	$statements_refused += () = $err =~ /ERROR:  [0-9A-Z]{5}: /g;
+	$views_refused += () = $err =~ /ERROR:  55000: cannot convert tracked table/g;
 	my @bad = $out =~ /^(MISMATCH .*)$/mg;
 	my @xx = $err =~ /(ERROR:  XX000: .*)$/mg;
 	$mismatches += @bad;
@@ -300,6 +302,8 @@ for my $seed (@seeds)
 note "model: $transactions transactions, $checks counter checks, "
   . "$statements_refused statements refused and rolled back to a savepoint";
 cmp_ok($checks, '>', 1000, 'the tester checked counters (' . $checks . ' checks)');
+cmp_ok($views_refused, '>', 0,
+	"an ON SELECT rule reached event_stats' refusal to make a tracked table a view ($views_refused times)");
 is($mismatches, 0, 'every tracked counter equalled count(*) in every check')
   or diag(join("\n\n", @mismatch_cases));
 is($internal, 0, 'no internal error (XX000)')
