@@ -1051,7 +1051,7 @@ shard_create_locktag(LOCKTAG *tag, Relation rel, CounterId id, int32 shard)
  * Marks in present[] the shards of def that have a row in a fresh MVCC
  * snapshot.  set() and drop call it under the rewrite lock, when every
  * transaction that created a row of the counter has ended, so every row
- * there is is committed.
+ * there is committed.
  *
  * A non-MVCC scan could miss a row whose non-HOT update commits while it
  * runs (see counter_still_defined); an MVCC snapshot cannot: if the update
