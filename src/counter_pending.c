@@ -5,8 +5,8 @@
  *
  * increment() and set() only change a backend-local hash table; nothing is
  * written until the transaction commits or prepares.  Then, at
- * XACT_EVENT_PRE_COMMIT / XACT_EVENT_PRE_PREPARE (pending_xact_event, called
- * by xact_dispatch.c after tracking.c has added the tracked tables' row
+ * XACT_EVENT_PRE_COMMIT / XACT_EVENT_PRE_PREPARE (pending_flush, called by
+ * xact_dispatch.c after tracking.c has added the tracked tables' row
  * changes), while the transaction can still write (and still fail), each
  * touched counter gets exactly one write through counter_store.c, however
  * many increments the transaction made.  Rows written at PREPARE belong to the prepared
@@ -25,7 +25,7 @@
  * Backend-local state: `pending` lives as long as the backend, so that a
  * transaction does not pay for building a hash table; its entries and their
  * states (in TopTransactionContext) belong to the current top-level
- * transaction, and pending_xact_event() empties it when that ends.
+ * transaction, and pending_reset() empties it when that ends.
  * Nothing here is shared.
  *
  *-------------------------------------------------------------------------
@@ -70,8 +70,12 @@ pending_any(void)
 	return pending != NULL && hash_get_num_entries(pending) > 0;
 }
 
-/* Forgets the ended transaction's entries; their states went with its memory. */
-static void
+/*
+ * At the end of the transaction (committed, aborted, prepared, or a
+ * parallel worker's): forgets its entries; their states went with its
+ * memory.
+ */
+void
 pending_reset(void)
 {
 	if (pending_any())
@@ -243,18 +247,23 @@ pending_cmp_id(const void *a, const void *b)
 }
 
 /*
- * Writes every pending change, one write per counter, in counter id order
- * so that two committing transactions that must wait for each other always
- * do so in the same order and cannot deadlock.
+ * At PRE_COMMIT / PRE_PREPARE: writes every pending change, one write per
+ * counter, in counter id order so that two committing transactions that
+ * must wait for each other always do so in the same order and cannot
+ * deadlock.
  */
-static void
+void
 pending_flush(void)
 {
-	long		n = hash_get_num_entries(pending);
+	long		n;
 	PendingCounter **sorted;
 	HASH_SEQ_STATUS seq;
 	PendingCounter *pc;
 	long		i = 0;
+
+	if (!pending_any())
+		return;
+	n = hash_get_num_entries(pending);
 
 	pending_flushing = true;
 	sorted = MemoryContextAlloc(TopTransactionContext, n * sizeof(PendingCounter *));
@@ -277,30 +286,6 @@ pending_flush(void)
 			store_reset_shards(&sorted[i]->def, state->amount);
 		else if (state->amount != 0)
 			store_add_to_shards(&sorted[i]->def, state->amount);
-	}
-}
-
-/* The transaction's events, in the order xact_dispatch.c calls the parts. */
-void
-pending_xact_event(XactEvent event)
-{
-	switch (event)
-	{
-		case XACT_EVENT_PRE_COMMIT:
-		case XACT_EVENT_PRE_PREPARE:
-			if (pending_any())
-				pending_flush();
-			break;
-		case XACT_EVENT_COMMIT:
-		case XACT_EVENT_ABORT:
-		case XACT_EVENT_PREPARE:
-		case XACT_EVENT_PARALLEL_COMMIT:
-		case XACT_EVENT_PARALLEL_ABORT:
-			pending_reset();
-			break;
-		case XACT_EVENT_PARALLEL_PRE_COMMIT:
-			/* increments are refused in parallel workers */
-			break;
 	}
 }
 

@@ -546,12 +546,19 @@ store_max_shards(void)
  * index values are the heap attributes themselves.
  * ----------
  */
-/* update: the tuple is a new version with unchanged key columns */
-static void
-insert_index_entries(Relation heap, HeapTuple tuple, bool update)
+/*
+ * update: the tuple is a new version with unchanged key columns.  check:
+ * how unique indexes check (UNIQUE_CHECK_YES raises on a duplicate;
+ * UNIQUE_CHECK_PARTIAL reports it).  Returns false if a unique index
+ * reported a possible duplicate.
+ */
+static bool
+insert_index_entries(Relation heap, HeapTuple tuple, bool update,
+					 IndexUniqueCheck check)
 {
 	List	   *indexes = RelationGetIndexList(heap);
 	ListCell   *lc;
+	bool		unique = true;
 
 	foreach(lc, indexes)
 	{
@@ -559,25 +566,28 @@ insert_index_entries(Relation heap, HeapTuple tuple, bool update)
 		IndexInfo  *info = BuildIndexInfo(index);
 		Datum		values[INDEX_MAX_KEYS];
 		bool		isnull[INDEX_MAX_KEYS];
+		bool		is_unique = index->rd_index->indisunique;
 
 		Assert(info->ii_Expressions == NIL && info->ii_Predicate == NIL);
 		for (int i = 0; i < info->ii_NumIndexAttrs; i++)
 			values[i] = heap_getattr(tuple, info->ii_IndexAttrNumbers[i],
 									 RelationGetDescr(heap), &isnull[i]);
 
-		index_insert(index, values, isnull, &tuple->t_self, heap,
-					 index->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
-					 update, info);
+		if (!index_insert(index, values, isnull, &tuple->t_self, heap,
+						  is_unique ? check : UNIQUE_CHECK_NO, update, info) &&
+			is_unique)
+			unique = false;
 		index_close(index, RowExclusiveLock);
 	}
 	list_free(indexes);
+	return unique;
 }
 
 void
 store_insert_tuple(Relation rel, HeapTuple tuple)
 {
 	simple_heap_insert(rel, tuple);
-	insert_index_entries(rel, tuple, false);
+	insert_index_entries(rel, tuple, false, UNIQUE_CHECK_YES);
 }
 
 /*
@@ -1101,31 +1111,10 @@ static bool
 shard_insert(Relation rel, CounterId id, int32 shard, int64 value)
 {
 	HeapTuple	tuple = shard_tuple(rel, id, shard, value);
-	List	   *indexes = RelationGetIndexList(rel);
-	ListCell   *lc;
-	bool		unique = true;
+	bool		unique;
 
 	simple_heap_insert(rel, tuple);
-	foreach(lc, indexes)
-	{
-		Relation	index = index_open(lfirst_oid(lc), RowExclusiveLock);
-		IndexInfo  *info = BuildIndexInfo(index);
-		Datum		values[INDEX_MAX_KEYS];
-		bool		isnull[INDEX_MAX_KEYS];
-
-		Assert(info->ii_Expressions == NIL && info->ii_Predicate == NIL);
-		for (int i = 0; i < info->ii_NumIndexAttrs; i++)
-			values[i] = heap_getattr(tuple, info->ii_IndexAttrNumbers[i],
-									 RelationGetDescr(rel), &isnull[i]);
-		if (!index_insert(index, values, isnull, &tuple->t_self, rel,
-						  index->rd_index->indisunique ?
-						  UNIQUE_CHECK_PARTIAL : UNIQUE_CHECK_NO,
-						  false, info) &&
-			index->rd_index->indisunique)
-			unique = false;
-		index_close(index, RowExclusiveLock);
-	}
-	list_free(indexes);
+	unique = insert_index_entries(rel, tuple, false, UNIQUE_CHECK_PARTIAL);
 
 	if (unique)
 		shard_remember(id, shard, &tuple->t_self);
@@ -1220,7 +1209,7 @@ shard_apply(Relation rel, const CounterDef *def, HeapTuple tuple,
 	if (result == TM_Ok)
 	{
 		if (!HeapTupleIsHeapOnly(tuple))
-			insert_index_entries(rel, tuple, true);
+			insert_index_entries(rel, tuple, true, UNIQUE_CHECK_YES);
 		shard_remember(def->id, SHARD_ROW(tuple)->shard, &tuple->t_self);
 	}
 	return result;
@@ -1485,7 +1474,7 @@ store_set_owner_acl(CounterId id, Oid owner, Acl *acl)
 								 replace);
 	simple_heap_update(defs, &tuple->t_self, newtuple);
 	if (!HeapTupleIsHeapOnly(newtuple))
-		insert_index_entries(defs, newtuple, true);
+		insert_index_entries(defs, newtuple, true, UNIQUE_CHECK_YES);
 	systable_endscan(scan);
 
 	def_cache_invalidate_everywhere(defs);

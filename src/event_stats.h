@@ -94,7 +94,8 @@ extern void store_add_to_shards(const CounterDef *def, int64 delta);
 extern void store_reset_shards(const CounterDef *def, int64 value);
 
 /* counter_pending.c */
-extern void pending_xact_event(XactEvent event);
+extern void pending_flush(void);
+extern void pending_reset(void);
 extern void pending_subxact_end(int level, bool commit);
 extern void pending_increment(CounterId id, int64 delta);
 extern void pending_set(CounterId id, int64 value);
@@ -115,7 +116,8 @@ extern void tracking_record_leaf(Oid relid, List *before, CounterId sole);
 extern void tracking_record_leaf_now(Oid relid);
 extern void tracking_check_tree(Oid relid, List *tree);
 extern void tracking_report_counts_off(Oid relid) pg_attribute_noreturn();
-extern void tracking_xact_event(XactEvent event);
+extern void tracking_collect(void);
+extern void tracking_xact_end(void);
 extern int64 tracking_own_delta(CounterId id);
 extern void tracking_subxact_end(int level, bool commit);
 extern CounterId tracking_track(Oid relid, const char *name);

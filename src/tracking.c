@@ -10,7 +10,7 @@
  * heapam already counts, per relation and per (sub)transaction, the tuples
  * a transaction inserted and deleted (pgstat's PgStat_TableXactStatus; a
  * rolled-back subtransaction's counts are removed, a TRUNCATE is noted).
- * At PRE_COMMIT / PRE_PREPARE, tracking_xact_event() turns the top-level
+ * At PRE_COMMIT / PRE_PREPARE, tracking_collect() turns the top-level
  * counts of every tracked leaf into one pending increment per counter,
  * which counter_pending.c then writes like any other increment
  * (xact_dispatch.c calls this file first).
@@ -818,7 +818,7 @@ tracking_report_counts_off(Oid relid)
  * At PRE_COMMIT / PRE_PREPARE, before the pending increments are written:
  * adds each tracked leaf's change to its counters.
  */
-static void
+void
 tracking_collect(void)
 {
 	DeltaSink	sink = {0};
@@ -835,26 +835,11 @@ tracking_collect(void)
 	collect_all(&sink);
 }
 
-/* The transaction's events, in the order xact_dispatch.c calls the parts. */
+/* At the end of the transaction: the records went with its memory. */
 void
-tracking_xact_event(XactEvent event)
+tracking_xact_end(void)
 {
-	switch (event)
-	{
-		case XACT_EVENT_PRE_COMMIT:
-		case XACT_EVENT_PRE_PREPARE:
-			tracking_collect();
-			break;
-		case XACT_EVENT_COMMIT:
-		case XACT_EVENT_ABORT:
-		case XACT_EVENT_PREPARE:
-		case XACT_EVENT_PARALLEL_COMMIT:
-		case XACT_EVENT_PARALLEL_ABORT:
-			leaf_records = NIL; /* the records went with their context */
-			break;
-		case XACT_EVENT_PARALLEL_PRE_COMMIT:
-			break;
-	}
+	leaf_records = NIL;
 }
 
 /* At the end of subtransaction level: its records fold or go. */

@@ -13,13 +13,15 @@
  *		only correct once the transaction is visible (or gone), as it is
  *		when these events fire;
  *	 2. row counts of tracked tables (tracking.c): at PRE_COMMIT and
- *		PRE_PREPARE it turns the tracked leaves' row changes into pending
- *		increments of their counters; at the ends, and at each
- *		subtransaction end, it forgets or folds its per-level records;
+ *		PRE_PREPARE, tracking_collect() turns the tracked leaves' row
+ *		changes into pending increments of their counters; at the ends,
+ *		tracking_xact_end() forgets its records, and at each subtransaction
+ *		end tracking_subxact_end() folds or drops that level's;
  *	 3. pending increments (counter_pending.c): at PRE_COMMIT and
- *		PRE_PREPARE it writes every pending increment to the store, one
- *		write per counter; at the ends it forgets them, and at each
- *		subtransaction end it folds or drops that level.
+ *		PRE_PREPARE, pending_flush() writes every pending increment to the
+ *		store, one write per counter; at the ends pending_reset() forgets
+ *		them, and at each subtransaction end pending_subxact_end() folds or
+ *		drops that level.
  *
  * Step 2 must precede step 3 at PRE_COMMIT / PRE_PREPARE: the tracked
  * tables' changes are increments that step 3 writes.  Step 1 touches
@@ -41,8 +43,26 @@ static void
 es_xact_callback(XactEvent event, void *arg)
 {
 	hlc_horizon_xact_event(event);
-	tracking_xact_event(event);
-	pending_xact_event(event);
+
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			tracking_collect();
+			pending_flush();
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			tracking_xact_end();
+			pending_reset();
+			break;
+		case XACT_EVENT_PARALLEL_PRE_COMMIT:
+			/* increments are refused in parallel workers, which write no rows */
+			break;
+	}
 }
 
 static void
