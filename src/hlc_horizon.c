@@ -9,7 +9,7 @@
  * first value is taken, the backend stores in its slot the clock's last
  * value, which is below every value the transaction will get; once the
  * compare-and-swap has given it its value v, it tightens the slot to v - 1.
- * The slot is cleared at XACT_EVENT_COMMIT / ABORT (hlc_horizon_xact_event,
+ * The slot is cleared at XACT_EVENT_COMMIT / ABORT (hlc_horizon_xact_end,
  * called by xact_dispatch.c), which fire after the transaction has become
  * visible to new snapshots (or has gone).
  * The horizon is
@@ -257,35 +257,34 @@ release_my_slot(void)
 		pg_atomic_write_u64(&horizon_slots[MyBackendId - 1].s.holds, HLC_MAX);
 }
 
-/* The transaction's events, in the order xact_dispatch.c calls the parts. */
+/*
+ * At PRE_PREPARE: the transaction's hold, if it took a value, becomes a
+ * prepared hold, logged before the PREPARE record.
+ */
 void
-hlc_horizon_xact_event(XactEvent event)
+hlc_horizon_pre_prepare(void)
 {
 	Hlc			holds;
 
-	switch (event)
-	{
-		case XACT_EVENT_PRE_PREPARE:
-			if (horizon_slots == NULL || MyBackendId == InvalidBackendId)
-				break;
-			holds = pg_atomic_read_u64(&horizon_slots[MyBackendId - 1].s.holds);
-			if (holds != HLC_MAX && max_prepared_xacts > 0)
-				hlc_clock_log_prepared_hold(GetTopTransactionId(), holds);
-			break;
-		case XACT_EVENT_COMMIT:
-		case XACT_EVENT_ABORT:
-		case XACT_EVENT_PREPARE:
-			/* after the transaction became visible, or gone */
-			release_my_slot();
-			break;
-		case XACT_EVENT_PARALLEL_COMMIT:
-		case XACT_EVENT_PARALLEL_ABORT:
-			/* a worker: the leader releases the slot */
-			xact_holds = false;
-			break;
-		default:
-			break;
-	}
+	if (horizon_slots == NULL || MyBackendId == InvalidBackendId)
+		return;
+	holds = pg_atomic_read_u64(&horizon_slots[MyBackendId - 1].s.holds);
+	if (holds != HLC_MAX && max_prepared_xacts > 0)
+		hlc_clock_log_prepared_hold(GetTopTransactionId(), holds);
+}
+
+/*
+ * At COMMIT, ABORT and PREPARE, which fire after the transaction became
+ * visible (or is gone): the slot is cleared.  In a parallel worker the
+ * leader releases the slot; the worker only forgets it held one.
+ */
+void
+hlc_horizon_xact_end(bool parallel_worker)
+{
+	if (parallel_worker)
+		xact_holds = false;
+	else
+		release_my_slot();
 }
 
 /*

@@ -7,11 +7,12 @@
  * One transaction callback and one subtransaction callback, registered
  * once by _PG_init, call each part in this order, for every event:
  *
- *	 1. the closed timestamp (hlc_horizon.c): at PRE_PREPARE it logs the
- *		transaction's hold as a prepared hold, before the PREPARE record;
- *		at COMMIT, ABORT and PREPARE it clears the backend's slot, which is
- *		only correct once the transaction is visible (or gone), as it is
- *		when these events fire;
+ *	 1. the closed timestamp (hlc_horizon.c): at PRE_PREPARE,
+ *		hlc_horizon_pre_prepare() logs the transaction's hold as a prepared
+ *		hold, before the PREPARE record; at COMMIT, ABORT and PREPARE,
+ *		hlc_horizon_xact_end() clears the backend's slot, which is only
+ *		correct once the transaction is visible (or gone), as it is when
+ *		these events fire;
  *	 2. row counts of tracked tables (tracking.c): at PRE_COMMIT and
  *		PRE_PREPARE, tracking_collect() turns the tracked leaves' row
  *		changes into pending increments of their counters; at the ends,
@@ -42,20 +43,27 @@
 static void
 es_xact_callback(XactEvent event, void *arg)
 {
-	hlc_horizon_xact_event(event);
-
 	switch (event)
 	{
 		case XACT_EVENT_PRE_COMMIT:
+			tracking_collect();
+			pending_flush();
+			break;
 		case XACT_EVENT_PRE_PREPARE:
+			hlc_horizon_pre_prepare();
 			tracking_collect();
 			pending_flush();
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PREPARE:
+			hlc_horizon_xact_end(false);
+			tracking_xact_end();
+			pending_reset();
+			break;
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PARALLEL_ABORT:
+			hlc_horizon_xact_end(true);
 			tracking_xact_end();
 			pending_reset();
 			break;
