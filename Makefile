@@ -33,6 +33,7 @@ REGRESS = counter_api counter_xact counter_privileges stale_handles tracking tra
 # (no_preload runs separately, against a server without the preload)
 
 ISOLATION = counter_concurrent_increments counter_snapshot_reader counter_set_race \
+	counter_set_first_insert counter_drop_first_insert \
 	tracking_track_during_writes tracking_untrack_race tracking_truncate_race \
 	tracking_serializable_ddl \
 	hlc_horizon_late_commit

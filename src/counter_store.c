@@ -10,23 +10,64 @@
  *	 counter_definitions (id, name, shards)
  *	 counter_shards      (counter_id, shard, value, filler)
  *
- * A counter's value is the sum of its shard rows.  Shard rows are written
- * only here, and only in three ways:
+ * A counter's value is the sum of its shard rows.  A counter has at most
+ * `shards` rows (numbered 0 .. shards - 1), but a row exists only once
+ * something was written to it: create_counter() inserts the definition
+ * alone, and a counter never written has no rows and the value 0.  Shard
+ * rows are written only here, and only in three ways:
  *
  *	 - store_add_to_shards(), once per counter at the commit (or PREPARE) of a
  *	   transaction that incremented it.  It writes one shard row, preferring
  *	   the row numbered after this backend's BackendId.  A row whose newest
- *	   version is being written by another transaction is skipped, not
- *	   waited for (heap_update with wait = false), and the next row is tried;
- *	   only when every shard is busy does it wait.  With the default of one
- *	   shard per possible backend, two live transactions never prefer the
- *	   same row, so commits never queue on a row lock.
+ *	   version is being written (or inserted) by another transaction is
+ *	   skipped, not waited for (heap_update with wait = false), and the next
+ *	   row is tried; only when every shard is busy does it wait, on its
+ *	   preferred one.  With the default of one shard per possible backend,
+ *	   two live transactions never prefer the same row, so commits never
+ *	   queue on a row lock.  A row that does not exist yet is created
+ *	   (shard_create), under the lock protocol below.
  *
- *	 - store_reset_shards() for set(), at commit: every shard row is
- *	   rewritten, waiting for in-flight writers.  Increments that commit
- *	   after it find the new versions and add to them, so none is lost.
+ *	 - store_reset_shards() for set(), at commit: every existing shard row
+ *	   is rewritten, waiting for in-flight writers, shard 0 taking the
+ *	   value (its row created if need be).  Increments that commit after it
+ *	   find the new versions, or create rows after it, and add to them, so
+ *	   none is lost.
  *
  *	 - store_drop(): every row is deleted.
+ *
+ * Creating a row takes two heavyweight locks, both on objects of no
+ * catalog (LOCKTAG_OBJECT with counter_shards' OID as class):
+ *
+ *	 - the counter lock, (counter_shards, counter id, 0): a creator takes it
+ *	   in RowExclusiveLock mode, which does not conflict with itself, and
+ *	   keeps it to the end of its transaction; set() and drop take it in
+ *	   ShareRowExclusiveLock mode, which conflicts with creators and with
+ *	   itself, before they list the rows.  So set() waits for every
+ *	   transaction that created a row before it, and lists (then overwrites)
+ *	   its row once it committed; a creator that comes later waits for
+ *	   set()'s commit and adds on top.  Without it, an increment could
+ *	   create a row after set()'s scan yet commit before set() and survive
+ *	   it.  For drop, the same order means the rows of earlier creators are
+ *	   deleted and later creators, once set free, find the counter gone
+ *	   (counter_still_defined) and create nothing.  Only creation takes it,
+ *	   once per counter and backend slot; updates of existing rows never do.
+ *
+ *	 - the creation lock of the row, (counter_shards, counter id, 1 +
+ *	   shard): taken conditionally after the counter lock (held by someone
+ *	   else: the row is busy, try the next), and released right after the
+ *	   heap and index insertion, before the end of the transaction (so a
+ *	   prepared transaction never keeps it).  Under it the row is looked up
+ *	   again, and inserted only if absent: two transactions never insert
+ *	   the same (counter, shard).  After its release, a dirty snapshot shows
+ *	   the insertion in progress, which others treat as a busy row, until
+ *	   the creator commits or aborts (COMMIT/ROLLBACK PREPARED for a
+ *	   prepared one).
+ *
+ *	 Everyone takes the counter lock before the creation lock, and set()
+ *	 holds the former in a mode that keeps every creator out, so set() can
+ *	 itself create shard 0 without waiting.  Counters are written in id
+ *	 order at commit, so the waits of two committing transactions cannot
+ *	 form a cycle.
  *
  * Writers always act on the newest version of a row, found with a dirty
  * snapshot rather than the transaction snapshot (see shard_fetch_latest),
@@ -42,6 +83,8 @@
  * Every shard row is padded (filler) and the table has fillfactor 10, so
  * each row sits alone on a heap page with room for its HOT versions: two
  * backends writing their own shards never contend for one buffer lock.
+ * Since rows exist only where written, a counter costs one page per shard
+ * actually used, not one per possible backend.
  *
  * Which tables: only members of the installed extension (pg_depend), of
  * the layout this file reads, are ever opened (store_fill_oids).  The
@@ -202,11 +245,20 @@ static uint64 store_cache_generation = 0;
 /* consecutive racing lookups tolerated before a missing shard is an error */
 #define SHARD_LOOKUP_RETRIES	1000
 
+/*
+ * Modes of the counter lock (see the file header): creators of shard rows
+ * take the first, which does not conflict with itself; set() and drop take
+ * the second, which conflicts with the first and with itself.
+ */
+#define COUNTER_LOCK_CREATE		RowExclusiveLock
+#define COUNTER_LOCK_REWRITE	ShareRowExclusiveLock
+
 typedef enum ShardWrite
 {
 	SHARD_WRITTEN,				/* the row now carries our change */
 	SHARD_BUSY,					/* another transaction is writing it */
-	SHARD_GONE					/* the counter was dropped */
+	SHARD_GONE,					/* the counter was dropped */
+	SHARD_RETRY					/* the row exists after all: look again */
 } ShardWrite;
 
 typedef enum ShardOp
@@ -494,12 +546,19 @@ store_max_shards(void)
  * index values are the heap attributes themselves.
  * ----------
  */
-/* update: the tuple is a new version with unchanged key columns */
-static void
-insert_index_entries(Relation heap, HeapTuple tuple, bool update)
+/*
+ * update: the tuple is a new version with unchanged key columns.  check:
+ * how unique indexes check (UNIQUE_CHECK_YES raises on a duplicate;
+ * UNIQUE_CHECK_PARTIAL reports it).  Returns false if a unique index
+ * reported a possible duplicate.
+ */
+static bool
+insert_index_entries(Relation heap, HeapTuple tuple, bool update,
+					 IndexUniqueCheck check)
 {
 	List	   *indexes = RelationGetIndexList(heap);
 	ListCell   *lc;
+	bool		unique = true;
 
 	foreach(lc, indexes)
 	{
@@ -507,25 +566,28 @@ insert_index_entries(Relation heap, HeapTuple tuple, bool update)
 		IndexInfo  *info = BuildIndexInfo(index);
 		Datum		values[INDEX_MAX_KEYS];
 		bool		isnull[INDEX_MAX_KEYS];
+		bool		is_unique = index->rd_index->indisunique;
 
 		Assert(info->ii_Expressions == NIL && info->ii_Predicate == NIL);
 		for (int i = 0; i < info->ii_NumIndexAttrs; i++)
 			values[i] = heap_getattr(tuple, info->ii_IndexAttrNumbers[i],
 									 RelationGetDescr(heap), &isnull[i]);
 
-		index_insert(index, values, isnull, &tuple->t_self, heap,
-					 index->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
-					 update, info);
+		if (!index_insert(index, values, isnull, &tuple->t_self, heap,
+						  is_unique ? check : UNIQUE_CHECK_NO, update, info) &&
+			is_unique)
+			unique = false;
 		index_close(index, RowExclusiveLock);
 	}
 	list_free(indexes);
+	return unique;
 }
 
 void
 store_insert_tuple(Relation rel, HeapTuple tuple)
 {
 	simple_heap_insert(rel, tuple);
-	insert_index_entries(rel, tuple, false);
+	insert_index_entries(rel, tuple, false, UNIQUE_CHECK_YES);
 }
 
 /*
@@ -778,7 +840,6 @@ store_create(const char *name, int32 shards)
 	const StoreOids *oids = store_get_oids();
 	CounterDef	existing;
 	Relation	defs;
-	Relation	shard_rel;
 	Datum		values[Natts_def];
 	bool		isnull[Natts_def] = {false};
 	HeapTuple	tuple;
@@ -808,11 +869,7 @@ store_create(const char *name, int32 shards)
 	def_cache_invalidate_everywhere(defs);
 	table_close(defs, RowExclusiveLock);
 
-	shard_rel = table_open(oids->shards, RowExclusiveLock);
-	for (int32 s = 0; s < shards; s++)
-		store_insert_tuple(shard_rel, shard_tuple(shard_rel, id, s, 0));
-	table_close(shard_rel, RowExclusiveLock);
-
+	/* no shard rows: the first commit that writes a shard creates its row */
 	CommandCounterIncrement();
 	return id;
 }
@@ -824,8 +881,9 @@ store_create(const char *name, int32 shards)
 
 /*
  * Copies the newest version of one shard row, or returns NULL if it found
- * none: the counter was dropped, or -- rarely -- the lookup raced with an
- * update (see counter_still_defined).
+ * none: the row was never created (or its creator aborted), the counter was
+ * dropped, or -- rarely -- the lookup raced with an update (see
+ * counter_still_defined and shard_create).
  *
  * The lookup uses a dirty snapshot, not SnapshotSelf.  Visibility is judged
  * per index entry, one after the other, and an update that commits between
@@ -976,28 +1034,158 @@ shard_set_value(HeapTuple tuple, const CounterDef *def, ShardOp op, int64 arg)
 }
 
 /*
- * After a lookup of a shard row found no version at all: should the write
- * give up (true), or look again (false)?  A counter dropped by a committed
- * transaction has no rows left.  Otherwise the lookup raced an update (see
- * counter_still_defined) and a retry finds the row; after too many misses
- * in a row it is missing for real.  A drop cannot ask whether the counter is
- * still defined (it deleted the definition itself), so it only retries, and
- * then finds nothing left to delete.
+ * The counter lock, on (counter_shards, counter id), held to the end of the
+ * transaction: see the file header.
+ */
+static void
+counter_lock(Relation rel, CounterId id, LOCKMODE mode)
+{
+	LockDatabaseObject(RelationGetRelid(rel), (Oid) id, 0, mode);
+}
+
+/*
+ * The creation lock of one shard row: (counter_shards, counter id) with the
+ * shard in the 16-bit sub-id, numbered from 1 so that it never names the
+ * counter lock.  With more than 65535 shards, shards 65535 apart share a
+ * tag; that only makes one of them look busy now and then, never lets two
+ * transactions create the same row.
+ */
+static void
+shard_create_locktag(LOCKTAG *tag, Relation rel, CounterId id, int32 shard)
+{
+	SET_LOCKTAG_OBJECT(*tag, MyDatabaseId, RelationGetRelid(rel), (Oid) id,
+					   (uint16) (shard % PG_UINT16_MAX + 1));
+}
+
+/*
+ * Marks in present[] the shards of def that have a row in a fresh MVCC
+ * snapshot.  set() and drop call it under the rewrite lock, when every
+ * transaction that created a row of the counter has ended, so every row
+ * there is committed.
+ *
+ * A non-MVCC scan could miss a row whose non-HOT update commits while it
+ * runs (see counter_still_defined); an MVCC snapshot cannot: if the update
+ * committed before the snapshot, its index entry was there before,
+ * otherwise the old version is still visible.  (In a SERIALIZABLE
+ * transaction this read takes SSI predicate locks, like
+ * counter_still_defined; only set() and drop make it, never increments.)
+ */
+static void
+shards_committed(Relation rel, const CounterDef *def, bool *present)
+{
+	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	ScanKeyData skey;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+
+	ScanKeyInit(&skey, Anum_shard_counter, BTEqualStrategyNumber,
+				F_INT4EQ, Int32GetDatum(def->id));
+	scan = systable_beginscan(rel, store_oids.shards_idx, true, snapshot,
+							  1, &skey);
+	while (HeapTupleIsValid(tuple = systable_getnext(scan)))
+	{
+		int32		shard = SHARD_ROW(tuple)->shard;
+
+		if (shard >= 0 && shard < def->shards)
+			present[shard] = true;
+	}
+	systable_endscan(scan);
+	UnregisterSnapshot(snapshot);
+}
+
+/*
+ * Inserts the row (counter, shard) with value, unless the primary key
+ * already has a live entry for it; returns whether it did.
+ *
+ * The caller holds the row's creation lock and found no version of it, so
+ * no other transaction is inserting it; but its dirty lookup may have
+ * raced a non-HOT update of an existing row (see counter_still_defined).
+ * The primary key's own check settles it, without an MVCC read (whose SSI
+ * predicate locks would give SERIALIZABLE incrementers serialization
+ * failures): with UNIQUE_CHECK_PARTIAL, a duplicate is reported instead of
+ * raised or waited for, and our heap tuple is then deleted again.  Until we
+ * end, others' dirty lookups still take that dead tuple for an insertion in
+ * progress, i.e. a busy row, which is harmless.
  */
 static bool
-shard_lookup_gives_up(const CounterDef *def, int32 shard, ShardOp op,
-					  int misses)
+shard_insert(Relation rel, CounterId id, int32 shard, int64 value)
 {
-	if (op != SHARD_OP_DELETE && !counter_still_defined(def->id))
-		return true;
-	if (misses <= SHARD_LOOKUP_RETRIES)
-		return false;
-	if (op == SHARD_OP_DELETE)
-		return true;
-	ereport(ERROR,
-			(errcode(ERRCODE_DATA_CORRUPTED),
-			 errmsg("shard %d of counter \"%s\" is missing", shard, def->name)));
-	return true;				/* keep compiler quiet */
+	HeapTuple	tuple = shard_tuple(rel, id, shard, value);
+	bool		unique;
+
+	simple_heap_insert(rel, tuple);
+	unique = insert_index_entries(rel, tuple, false, UNIQUE_CHECK_PARTIAL);
+
+	if (unique)
+		shard_remember(id, shard, &tuple->t_self);
+	else
+	{
+		/* make the insertion visible to heap_delete, then undo it */
+		CommandCounterIncrement();
+		simple_heap_delete(rel, &tuple->t_self);
+	}
+	heap_freetuple(tuple);
+	return unique;
+}
+
+/*
+ * Creates the shard row with value, after a lookup found no version of it,
+ * following the lock protocol of the file header: the counter lock in
+ * COUNTER_LOCK_CREATE mode, to the end of the transaction; then the row's
+ * creation lock, only for as long as the insertion takes.  With wait =
+ * false, a creation lock held by another transaction makes the row busy.
+ * Returns SHARD_RETRY when the row exists after all (created meanwhile, or
+ * the first lookup raced an update), SHARD_GONE when the counter was
+ * dropped.
+ */
+static ShardWrite
+shard_create(Relation rel, const CounterDef *def, int32 shard, int64 value,
+			 bool wait)
+{
+	LOCKTAG		tag;
+	HeapTuple	tuple;
+	Buffer		pin = InvalidBuffer;
+	TransactionId inserter = InvalidTransactionId;
+	ShardWrite	result;
+
+	/*
+	 * Waits for a set() or drop in progress; then a dropped counter is
+	 * seen as such, and a set()'s rows are added to.
+	 */
+	counter_lock(rel, def->id, COUNTER_LOCK_CREATE);
+	if (!counter_still_defined(def->id))
+		return SHARD_GONE;
+
+	shard_create_locktag(&tag, rel, def->id, shard);
+	if (LockAcquire(&tag, ExclusiveLock, false, !wait) == LOCKACQUIRE_NOT_AVAIL)
+		return SHARD_BUSY;
+
+	/*
+	 * Every row of this shard was inserted by a holder of this lock, who
+	 * released it only after the heap and index insertions: look again.
+	 * The dirty snapshot shows insertions in progress, so a miss now means
+	 * no row, or a lookup that raced a non-HOT update of a committed row;
+	 * shard_insert tells the two apart.
+	 */
+	tuple = shard_fetch_latest(rel, def->id, shard, &inserter, &pin);
+	if (tuple != NULL)
+	{
+		ReleaseBuffer(pin);
+		heap_freetuple(tuple);
+		result = SHARD_RETRY;
+	}
+	else if (shard_insert(rel, def->id, shard, value))
+		result = SHARD_WRITTEN;
+	else
+		result = SHARD_RETRY;
+
+	/*
+	 * From now on a dirty snapshot shows our insertion in progress, which
+	 * others treat as busy: the lock has done its work.  Released before
+	 * the end of the transaction, so a prepared transaction never keeps it.
+	 */
+	LockRelease(&tag, ExclusiveLock, false);
+	return result;
 }
 
 /* Writes the change into a private copy of the row's newest version. */
@@ -1021,7 +1209,7 @@ shard_apply(Relation rel, const CounterDef *def, HeapTuple tuple,
 	if (result == TM_Ok)
 	{
 		if (!HeapTupleIsHeapOnly(tuple))
-			insert_index_entries(rel, tuple, true);
+			insert_index_entries(rel, tuple, true, UNIQUE_CHECK_YES);
 		shard_remember(def->id, SHARD_ROW(tuple)->shard, &tuple->t_self);
 	}
 	return result;
@@ -1031,6 +1219,11 @@ shard_apply(Relation rel, const CounterDef *def, HeapTuple tuple,
  * Applies one change to the newest version of one shard row.  With wait =
  * false a row that another transaction is writing is reported busy instead
  * of waited for.  The row's page stays pinned from lookup to write.
+ *
+ * A row that is not there is created by an increment (shard_create).  set()
+ * and drop call this only for rows they know exist (shards_committed under
+ * the rewrite lock, which no one else can delete), so for them a miss is a
+ * lookup that raced an update, and a retry finds the row.
  */
 static ShardWrite
 shard_write(Relation rel, const CounterDef *def, int32 shard,
@@ -1053,10 +1246,21 @@ shard_write(Relation rel, const CounterDef *def, int32 shard,
 		try_hint = false;
 		if (tuple == NULL)
 			tuple = shard_fetch_latest(rel, def->id, shard, &inserter, &pin);
+		if (tuple == NULL && op == SHARD_OP_ADD)
+		{
+			ShardWrite	created = shard_create(rel, def, shard, arg, wait);
+
+			if (created != SHARD_RETRY)
+				return created;
+			continue;
+		}
 		if (tuple == NULL)
 		{
-			if (shard_lookup_gives_up(def, shard, op, ++misses))
-				return SHARD_GONE;
+			if (++misses > SHARD_LOOKUP_RETRIES)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("shard %d of counter \"%s\" is missing",
+								shard, def->name)));
 			continue;
 		}
 
@@ -1095,8 +1299,9 @@ shard_write(Relation rel, const CounterDef *def, int32 shard,
 }
 
 /*
- * Adds delta to one of the counter's shards.  Runs once per counter at the
- * commit of a transaction that incremented it.
+ * Adds delta to one of the counter's shards, creating its row if it has
+ * none yet.  Runs once per counter at the commit of a transaction that
+ * incremented it.
  */
 void
 store_add_to_shards(const CounterDef *def, int64 delta)
@@ -1118,19 +1323,36 @@ store_add_to_shards(const CounterDef *def, int64 delta)
 }
 
 /*
- * Makes the counter's value exactly `value`: shard 0 takes it, every other
- * shard becomes zero.  Waits for transactions committing increments to the
- * same rows, so that each of them lands either before (and is overwritten)
- * or after (and is added on top).
+ * Makes the counter's value exactly `value`: shard 0 takes it (its row is
+ * created if need be, unless value is 0), every other existing row becomes
+ * zero.  Waits for transactions committing increments to the same rows, and
+ * (through the counter lock) for those creating rows, so that each of them
+ * lands either before (and is overwritten) or after (and is added on top).
  */
 void
 store_reset_shards(const CounterDef *def, int64 value)
 {
 	const StoreOids *oids = store_get_oids();
 	Relation	rel = table_open(oids->shards, RowExclusiveLock);
+	bool	   *present;
 
+	counter_lock(rel, def->id, COUNTER_LOCK_REWRITE);
+	if (!counter_still_defined(def->id))
+	{
+		/* dropped meanwhile: there is nothing left to set */
+		table_close(rel, RowExclusiveLock);
+		return;
+	}
+
+	/* no row can appear or go away while we hold the rewrite lock */
+	present = palloc0(def->shards * sizeof(bool));
+	shards_committed(rel, def, present);
 	for (int32 s = 0; s < def->shards; s++)
-		shard_write(rel, def, s, SHARD_OP_ASSIGN, s == 0 ? value : 0, true);
+		if (present[s])
+			shard_write(rel, def, s, SHARD_OP_ASSIGN, s == 0 ? value : 0, true);
+	if (!present[0] && value != 0)
+		shard_create(rel, def, 0, value, true);
+	pfree(present);
 
 	table_close(rel, RowExclusiveLock);
 }
@@ -1149,6 +1371,7 @@ store_drop(CounterId id, bool missing_ok)
 	ItemPointerData tid;
 	TM_FailureData tmfd;
 	TM_Result	result = TM_Deleted;
+	bool	   *present;
 
 	store_lock_definition(id);
 	defs = table_open(oids->defs, RowExclusiveLock);
@@ -1182,9 +1405,19 @@ store_drop(CounterId id, bool missing_ok)
 	plans_invalidate_everywhere();
 	table_close(defs, RowExclusiveLock);
 
+	/*
+	 * The rewrite lock waits for transactions creating rows of this counter,
+	 * so their rows are committed (or gone) when we list them; those that
+	 * come later wait for us and then find the counter dropped.
+	 */
 	shards = table_open(oids->shards, RowExclusiveLock);
+	counter_lock(shards, id, COUNTER_LOCK_REWRITE);
+	present = palloc0(def.shards * sizeof(bool));
+	shards_committed(shards, &def, present);
 	for (int32 s = 0; s < def.shards; s++)
-		shard_write(shards, &def, s, SHARD_OP_DELETE, 0, true);
+		if (present[s])
+			shard_write(shards, &def, s, SHARD_OP_DELETE, 0, true);
+	pfree(present);
 	table_close(shards, RowExclusiveLock);
 
 	CommandCounterIncrement();
@@ -1241,7 +1474,7 @@ store_set_owner_acl(CounterId id, Oid owner, Acl *acl)
 								 replace);
 	simple_heap_update(defs, &tuple->t_self, newtuple);
 	if (!HeapTupleIsHeapOnly(newtuple))
-		insert_index_entries(defs, newtuple, true);
+		insert_index_entries(defs, newtuple, true, UNIQUE_CHECK_YES);
 	systable_endscan(scan);
 
 	def_cache_invalidate_everywhere(defs);
