@@ -1516,3 +1516,25 @@ store_sum_shards(const CounterDef *def, Snapshot snapshot, bool *overflow)
 	}
 	return int128_to_int64(sum);
 }
+
+/*
+ * Folds the shard rows of counter id that no transaction has written since
+ * cold_before into its shard 0 row, in the caller's transaction, without
+ * ever waiting; returns how many rows it folded.  (Being written.)
+ */
+int
+store_compact_counter(CounterId id, TransactionId cold_before)
+{
+	return 0;
+}
+
+/*
+ * Whether the installed state tables still have the 1.0 layout (each shard
+ * row padded to a page of its own), which the compaction worker leaves
+ * alone until ALTER EXTENSION event_stats UPDATE.  (Being written.)
+ */
+bool
+store_layout_is_1_0(void)
+{
+	return false;
+}
