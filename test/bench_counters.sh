@@ -77,14 +77,6 @@ done
 # room for the largest cell plus psql; at least the stock 100
 MAX_CONNECTIONS=$((max_clients + 20 > 100 ? max_clients + 20 : 100))
 
-isolation_name() {
-  case $1 in
-    rc) echo "READ COMMITTED" ;;
-    rr) echo "REPEATABLE READ" ;;
-    ser) echo "SERIALIZABLE" ;;
-  esac
-}
-
 es_install_packages
 es_build_install
 
@@ -101,16 +93,9 @@ PG_VERSION=$(load_sql "SHOW server_version")
 # script ISO VARIANT -- the pgbench script of one variant, written once
 script_path() { echo "$LOAD_DIR/bench_$1_$2.sql"; }
 for iso in $ISOLATIONS; do
-  name=$(isolation_name "$iso")
-  load_script "bench_${iso}_a" "$name" \
-    "INSERT INTO events(payload) VALUES ('x');" >/dev/null
-  load_script "bench_${iso}_b" "$name" \
-    "INSERT INTO events_trigger(payload) VALUES ('x');" >/dev/null
-  load_script "bench_${iso}_c" "$name" \
-    "INSERT INTO events(payload) SELECT 'x' FROM event_stats.increment('events_total');" >/dev/null
-  load_script "bench_${iso}_c2" "$name" \
-    "INSERT INTO events(payload) VALUES ('x');" \
-    "SELECT event_stats.increment('events_total');" >/dev/null
+  for v in "${VARIANTS[@]}"; do
+    load_variant_script "bench_${iso}_$v" "$iso" "$v" >/dev/null
+  done
 done
 
 # what each variant's counter is, and which table it inserts into
@@ -391,7 +376,7 @@ for clients in $CLIENTS_LIST; do
     tc=$(median "$clients" "$iso" c)
     tc2=$(median "$clients" "$iso" c2)
     printf '| %s | %s | %.0f | %.0f | %.0f | %.0f | %s | %s | %s | %s / %s / %s / %s | %s / %s |\n' \
-      "$clients" "$(isolation_name "$iso")" "$ta" "$tb" "$tc" "$tc2" \
+      "$clients" "$(load_isolation_name "$iso")" "$ta" "$tb" "$tc" "$tc2" \
       "$(ratio "$tb" "$ta")" "$(ratio "$tc" "$ta")" "$(ratio "$tc2" "$ta")" \
       "$(failed_pct "$clients" "$iso" a)" "$(failed_pct "$clients" "$iso" b)" \
       "$(failed_pct "$clients" "$iso" c)" "$(failed_pct "$clients" "$iso" c2)" \

@@ -61,10 +61,11 @@ es_build_install() {
     fi
 }
 
-# A scratch directory the test user owns.
+# A scratch directory the test user owns: ES_WORKDIR (/tmp/event_stats)
+# followed by a dot and a random suffix.
 es_workdir() {
   local dir
-  dir=$(mktemp -d /tmp/event_stats.XXXXXX)
+  dir=$(mktemp -d "${ES_WORKDIR:-/tmp/event_stats}.XXXXXX")
   chmod 755 "$dir"
   [ "$(id -u)" = 0 ] && chown "$(es_test_user)" "$dir"
   echo "$dir"

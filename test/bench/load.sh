@@ -7,31 +7,56 @@
 # data/ and server.log are there, and this file puts the pgbench scripts and
 # logs there too, where the test user can read them) and LOAD_PORT.
 
-# load_start_server PORT MAX_CONNECTIONS KEEP -- makes a scratch directory
-# (LOAD_DIR), starts a preloaded throwaway server in it on PORT (LOAD_PORT)
-# and arranges for the server to be stopped, and the directory removed
-# unless KEEP is 1, when the calling script exits.
+# load_start_server PORT MAX_CONNECTIONS KEEP [CONF] -- makes a scratch
+# directory (LOAD_DIR), starts a preloaded throwaway server in it on PORT
+# (LOAD_PORT) with the binaries of ES_PG_BIN and the extra postgresql.conf
+# lines CONF, and arranges for the server to be stopped, and the directory
+# removed unless KEEP is 1, when the calling script exits.  May be called
+# again to run several servers side by side (e.g. two builds, each with its
+# own ES_PG_BIN): the last one started is the current one, load_name and
+# load_use switch between them, and load_cleanup stops them all.
+LOAD_SERVERS=()
 load_start_server() {
   LOAD_PORT=$1
   LOAD_DIR=$(es_workdir)
   LOAD_KEEP=$3
   export LOAD_DIR LOAD_PORT
+  LOAD_SERVERS+=("$LOAD_DIR")
   trap load_cleanup EXIT
   trap 'exit 130' INT TERM
-  es_log "starting a server on port $LOAD_PORT ($LOAD_DIR), max_connections = $2"
-  if ! es_start_cluster "$LOAD_DIR" "$LOAD_PORT" yes "max_connections = $2"; then
+  es_log "starting a server on port $LOAD_PORT ($LOAD_DIR, $ES_PG_BIN), max_connections = $2"
+  if ! es_start_cluster "$LOAD_DIR" "$LOAD_PORT" yes "max_connections = $2${4:+
+$4}"; then
     cat "$LOAD_DIR/server.log" >&2 || true
     exit 1
   fi
 }
 
 load_cleanup() {
-  es_stop_cluster "$LOAD_DIR"
-  if [ "$LOAD_KEEP" = 1 ]; then
-    es_log "kept $LOAD_DIR"
-  else
-    rm -rf "$LOAD_DIR"
-  fi
+  local d
+  for d in "${LOAD_SERVERS[@]}"; do
+    es_stop_cluster "$d"
+    if [ "$LOAD_KEEP" = 1 ]; then
+      es_log "kept $d"
+    else
+      rm -rf "$d"
+    fi
+  done
+}
+
+# load_name NAME -- remembers the current server (LOAD_DIR, LOAD_PORT and
+# its binaries, ES_PG_BIN) as NAME.  load_use NAME makes it current again.
+declare -gA LOAD_NAMED_DIR LOAD_NAMED_PORT LOAD_NAMED_BIN
+load_name() {
+  LOAD_NAMED_DIR[$1]=$LOAD_DIR
+  LOAD_NAMED_PORT[$1]=$LOAD_PORT
+  LOAD_NAMED_BIN[$1]=$ES_PG_BIN
+}
+load_use() {
+  [ -n "${LOAD_NAMED_DIR[$1]:-}" ] || { es_log "load_use: no server named $1"; return 1; }
+  LOAD_DIR=${LOAD_NAMED_DIR[$1]}
+  LOAD_PORT=${LOAD_NAMED_PORT[$1]}
+  ES_PG_BIN=${LOAD_NAMED_BIN[$1]}
 }
 
 # load_sql SQL -- runs SQL in one psql call, prints unaligned, space-separated
@@ -60,6 +85,41 @@ load_script() {
   } >"$path"
   chmod 644 "$path"
   echo "$path"
+}
+
+# load_isolation_name rc|rr|ser -- the SQL name of the isolation level
+load_isolation_name() {
+  case $1 in
+    rc) echo "READ COMMITTED" ;;
+    rr) echo "REPEATABLE READ" ;;
+    ser) echo "SERIALIZABLE" ;;
+    *) es_log "unknown isolation level '$1' (rc, rr or ser)"; return 1 ;;
+  esac
+}
+
+# load_variant_sql VARIANT -- the statements (one per line) of one
+# transaction of the INSERT benchmark (tables of load_setup):
+#   a   no counter
+#   b   the one-row counter: the INSERT into events_trigger
+#   c   event_stats in the same statement as the INSERT
+#   c2  event_stats as a statement of its own
+load_variant_sql() {
+  case $1 in
+    a) echo "INSERT INTO events(payload) VALUES ('x');" ;;
+    b) echo "INSERT INTO events_trigger(payload) VALUES ('x');" ;;
+    c) echo "INSERT INTO events(payload) SELECT 'x' FROM event_stats.increment('events_total');" ;;
+    c2) printf '%s\n' "INSERT INTO events(payload) VALUES ('x');" \
+      "SELECT event_stats.increment('events_total');" ;;
+    *) es_log "unknown variant '$1'"; return 1 ;;
+  esac
+}
+
+# load_variant_script NAME ISO VARIANT -- load_script of that variant at
+# isolation level ISO (rc, rr, ser); prints its path.
+load_variant_script() {
+  local stmts
+  mapfile -t stmts < <(load_variant_sql "$3")
+  load_script "$1" "$(load_isolation_name "$2")" "${stmts[@]}"
 }
 
 # load_reset TABLE... -- makes the next run start from the same state:
