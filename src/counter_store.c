@@ -52,19 +52,22 @@
  *
  *	 - the counter lock, (counter_shards, counter id, 0): a creator of a
  *	   shard row takes it in RowExclusiveLock mode, which does not conflict
- *	   with itself, and keeps it to the end of its transaction; set() and
- *	   drop take it in ShareRowExclusiveLock mode, which conflicts with
- *	   creators and with itself, before they list the rows; compaction
- *	   takes it in ShareUpdateExclusiveLock mode, conditionally, which keeps
- *	   set(), drop and other compactions out but not creators.  So set()
- *	   waits for every transaction that created a row before it, and lists
- *	   (then overwrites) its row once it committed; a creator that comes
- *	   later waits for set()'s commit and adds on top.  Without it, an
- *	   increment could create a row after set()'s scan yet commit before
- *	   set() and survive it.  For drop, the same order means the rows of
- *	   earlier creators are deleted and later creators, once set free, find
- *	   the counter gone and create nothing.  Only creation takes it, once
- *	   per counter and backend slot; updates of existing rows never do.
+ *	   with itself, for as long as its insertion takes; set() and drop take
+ *	   it in ShareRowExclusiveLock mode, which conflicts with creators and
+ *	   with itself, to the end of their transaction, before they list the
+ *	   rows; compaction takes it in ShareUpdateExclusiveLock mode,
+ *	   conditionally, which keeps set(), drop and other compactions out but
+ *	   not creators.  So set() lists every row inserted before it, committed
+ *	   or not (from its index entry), and overwrites or deletes it once its
+ *	   inserter has committed; a creator that comes later waits for set()'s
+ *	   commit and adds on top.  Without it, an increment could create a row
+ *	   after set()'s scan yet commit before set() and survive it.  For drop,
+ *	   the same order means the rows of earlier creators are deleted and
+ *	   later creators, once set free, find the counter gone and create
+ *	   nothing.  Only creation takes it; updates of existing rows never do.
+ *	   It is not kept to the end of the creator's transaction: a commit may
+ *	   create rows for a hundred thousand counters, and the lock table has
+ *	   room for a few thousand locks per backend.
  *
  *	 - the creation lock of the row, (counter_shards, counter id, 1 +
  *	   shard): taken conditionally after the counter lock (held by someone
@@ -1100,13 +1103,18 @@ shard_set_value(HeapTuple tuple, const CounterDef *def, ShardOp op, int64 arg)
 }
 
 /*
- * The counter lock, on (counter_shards, counter id), held to the end of the
- * transaction: see the file header.
+ * The counter lock, on (counter_shards, counter id): see the file header.
  */
 static void
 counter_lock(Relation rel, CounterId id, LOCKMODE mode)
 {
 	LockDatabaseObject(RelationGetRelid(rel), (Oid) id, 0, mode);
+}
+
+static void
+counter_unlock(Relation rel, CounterId id, LOCKMODE mode)
+{
+	UnlockDatabaseObject(RelationGetRelid(rel), (Oid) id, 0, mode);
 }
 
 /*
@@ -1211,8 +1219,8 @@ shard_insert(Relation rel, CounterId id, int32 shard, int64 value, bool probe)
  * ASSIGN), or inserts and deletes it again (op DELETE: the row is then
  * known to be absent).
  *
- * An increment first takes the counter lock in COUNTER_LOCK_CREATE mode, to
- * the end of the transaction, after checking the counter is still defined;
+ * An increment first takes the counter lock in COUNTER_LOCK_CREATE mode, for
+ * as long as the insertion takes, and checks the counter is still defined;
  * set(), drop and compaction come with the counter lock already held
  * (counter_locked).  With wait = false, a creation lock held by another
  * transaction makes the row busy.  Returns SHARD_RETRY when the row exists
@@ -1238,7 +1246,11 @@ shard_create(Relation rel, const CounterDef *def, int32 shard, ShardOp op,
 
 	shard_create_locktag(&tag, rel, def->id, shard);
 	if (LockAcquire(&tag, ExclusiveLock, false, !wait) == LOCKACQUIRE_NOT_AVAIL)
+	{
+		if (!counter_locked)
+			counter_unlock(rel, def->id, COUNTER_LOCK_CREATE);
 		return SHARD_BUSY;
+	}
 
 	/*
 	 * Every row of this shard was inserted by a holder of this lock, who
@@ -1261,10 +1273,15 @@ shard_create(Relation rel, const CounterDef *def, int32 shard, ShardOp op,
 
 	/*
 	 * From now on a dirty snapshot shows our insertion in progress, which
-	 * others treat as busy: the lock has done its work.  Released before
-	 * the end of the transaction, so a prepared transaction never keeps it.
+	 * others treat as busy, and set(), drop and compaction list it from
+	 * its index entry and wait for its end: both locks have done their
+	 * work.  Releasing them keeps the lock table from filling up with one
+	 * entry per counter a transaction creates rows of (a commit may touch
+	 * a hundred thousand), and a prepared transaction keeps neither.
 	 */
 	LockRelease(&tag, ExclusiveLock, false);
+	if (!counter_locked)
+		counter_unlock(rel, def->id, COUNTER_LOCK_CREATE);
 	return result;
 }
 
