@@ -91,10 +91,7 @@ MAX_CONNECTIONS=200
 ISOLATIONS="rc rr"
 MODES="simple prepared"
 SERVERS=(old new)
-BATCH=100000      # counters created per transaction
-WRITE_BATCH=10000 # counters written per transaction: NEW's first write of a
-                  # counter holds a lock to the end of the transaction, and
-                  # 25,000 of them exhaust the lock table of the defaults
+BATCH=100000 # counters created, or written, per transaction
 
 for v in PORT DURATION ROUNDS JOBS SAMPLE_MS CREATE_OLD CREATE_NEW VALUE_CALLS \
   VALUE_ROUNDS COMPACT_WAIT DISK_GB; do
@@ -327,12 +324,12 @@ create_many() {
   echo "$total"
 }
 # write_many SERVER FROM TO PREFIX -- one session increments each counter
-# once, in transactions of at most WRITE_BATCH counters
+# once, in transactions of at most BATCH counters
 write_many() {
   local s=$1 from=$2 to=$3 prefix=$4 a b
   load_use "$s"
-  for ((a = from; a <= to; a += WRITE_BATCH)); do
-    b=$((a + WRITE_BATCH - 1 < to ? a + WRITE_BATCH - 1 : to))
+  for ((a = from; a <= to; a += BATCH)); do
+    b=$((a + BATCH - 1 < to ? a + BATCH - 1 : to))
     echo "SELECT count(event_stats.increment(('$prefix' || g)::event_stats.counter)) FROM generate_series($a, $b) g;"
   done | load_psql >/dev/null
 }
@@ -481,6 +478,11 @@ value_round() {
 HAS_COMPACTION=no
 COMPACT_NOTE=""
 if ! skipped value; then
+  # NEW: no compaction until "before" is measured
+  if [ "$(on new "SELECT count(*) FROM pg_settings WHERE name = 'event_stats.compaction'")" = 1 ]; then
+    on new "ALTER SYSTEM SET event_stats.compaction = off" >/dev/null
+    on new "SELECT pg_reload_conf()" >/dev/null
+  fi
   for s in "${SERVERS[@]}"; do
     fresh "$s"
     on "$s" "SELECT event_stats.create_counter('v64')" >/dev/null
@@ -599,7 +601,7 @@ if ! skipped storage; then
   done
   echo
   echo "Each size from a freshly created extension; \"written once\": one session incremented every counter" \
-    "once (transactions of up to $(fmtn $WRITE_BATCH) counters). pg_total_relation_size, all forks."
+    "once (transactions of up to $(fmtn $BATCH) counters). pg_total_relation_size, all forks."
   echo
   echo "create_counter() time within those steps (one run each, server-side):" \
     "$(awk -F'\t' 'NR > 1 { printf "%s%s %s: %.0f ms", sep, ($1 == "old" ? "OLD" : "NEW"), $2, $3; sep = "; " }' "$SIZES")."
