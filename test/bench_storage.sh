@@ -46,7 +46,8 @@
 #     installations (copies of the packaged one work: pg_config is
 #     relocatable).  Unset: the script copies /usr/lib/postgresql/15,
 #     /usr/share/postgresql/15 and /usr/include/postgresql to
-#     /tmp/event_stats-bench-{old,new} (root only).
+#     /tmp/event_stats-pg-{old,new} (root only; ES_WORKDIR replaces
+#     /tmp/event_stats there and in the scratch directories).
 #   BENCH_BUILD (1)  build and install OLD (BENCH_OLD_REF, d617bbd: release
 #     1.0, from git archive) and NEW (this tree) first; 0 uses what is
 #     installed.
@@ -128,8 +129,8 @@ pg_copy() {
 es_install_packages
 OLD_BIN=${BENCH_OLD_BIN:-}
 NEW_BIN=${BENCH_NEW_BIN:-}
-[ -n "$OLD_BIN" ] || OLD_BIN=$(pg_copy /tmp/event_stats-bench-old)
-[ -n "$NEW_BIN" ] || NEW_BIN=$(pg_copy /tmp/event_stats-bench-new)
+[ -n "$OLD_BIN" ] || OLD_BIN=$(pg_copy "${ES_WORKDIR:-/tmp/event_stats}-pg-old")
+[ -n "$NEW_BIN" ] || NEW_BIN=$(pg_copy "${ES_WORKDIR:-/tmp/event_stats}-pg-new")
 [ "$(realpath "$OLD_BIN")" != "$(realpath "$NEW_BIN")" ] ||
   { es_log "BENCH_OLD_BIN and BENCH_NEW_BIN must be different installations"; exit 2; }
 
@@ -138,7 +139,7 @@ NEW_DESC="$(git -C "$ES_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
   NEW_DESC+=" with uncommitted changes"
 OLD_DESC="$(git -C "$ES_ROOT" rev-parse --short "$OLD_REF" 2>/dev/null || echo "$OLD_REF")"
 if [ "$BUILD" = 1 ]; then
-  src=$(mktemp -d /tmp/event_stats-old-src.XXXXXX)
+  src=$(mktemp -d "${ES_WORKDIR:-/tmp/event_stats}-old-src.XXXXXX")
   es_log "building OLD ($OLD_REF) into $OLD_BIN"
   git -C "$ES_ROOT" archive "$OLD_REF" | tar -x -C "$src"
   make -C "$src" -s PG_CONFIG="$OLD_BIN/pg_config" >/dev/null
