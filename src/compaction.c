@@ -158,15 +158,15 @@ compaction_init(void)
 	BackgroundWorker worker;
 
 	DefineCustomBoolVariable("event_stats.compaction",
-							 "Folds shard rows that nobody writes any more into each counter's base row.",
-							 "A background worker visits every database that has the extension once per event_stats.compaction_naptime.",
+							 "Enables folding idle shard rows into each counter's base row.",
+							 "A background worker visits every database once per event_stats.compaction_naptime and compacts the counters of those that have the extension.",
 							 &compaction_enabled,
 							 true,
 							 PGC_SIGHUP,
 							 0,
 							 NULL, NULL, NULL);
 	DefineCustomIntVariable("event_stats.compaction_naptime",
-							"Sets the time between two compaction passes over all databases.",
+							"Sets the time between two compaction visits of each database.",
 							"Only shard rows not written for at least this long are folded.",
 							&compaction_naptime,
 							10,
