@@ -29,9 +29,10 @@
  *	 - the per-database worker, dynamic and short-lived: it connects to one
  *	   database, returns at once where the extension is not installed or
  *	   still has the 1.0 layout, otherwise lists the counters that have
- *	   more than one shard row and calls store_compact_counter() for each,
- *	   committing every COMPACTION_BATCH counters so that a pass never holds
- *	   a long transaction (nor a long snapshot), and exits.  A counter whose
+ *	   more than one shard row, one of them cold (worker_list_candidates),
+ *	   and calls store_compact_counter() for each, committing every
+ *	   COMPACTION_BATCH counters so that a pass never holds a long
+ *	   transaction (nor a long snapshot), and exits.  A counter whose
  *	   folding fails is reported and skipped, so it cannot stop the others;
  *	   a worker that fails as a whole costs that database one pass, the
  *	   launcher goes on with the next one.
@@ -86,6 +87,7 @@
 #include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/pg_database.h"
+#include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -94,6 +96,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -105,8 +108,14 @@
 
 #include "event_stats.h"
 
-/* counters folded per transaction of a worker */
-#define COMPACTION_BATCH			100
+/*
+ * Counters folded per transaction of a worker.  Each fold runs in a
+ * subtransaction that takes a transaction id of its own (it locks or
+ * writes rows), and a backend caches at most PGPROC_MAX_CACHED_SUBXIDS (64)
+ * of them: beyond, every snapshot taken anywhere in the server while the
+ * transaction runs would have to consult pg_subtrans.
+ */
+#define COMPACTION_BATCH			50
 
 /* how long the postmaster waits before it starts a failed launcher again */
 #define COMPACTION_RESTART_SECS		10
@@ -476,16 +485,28 @@ worker_may_compact(void)
 }
 
 /*
- * The counters that have more than one shard row, in id order, allocated
- * in cxt; *n is set to their number.  NULL when there is nothing to do in
- * this database.  (A counter with one row has nothing to fold into.)
- * *dbname is set to the database's name, in cxt too.
+ * The counters worth a call of store_compact_counter, in id order,
+ * allocated in cxt; *n is set to their number.  NULL when there is nothing
+ * to do in this database.  *dbname is set to the database's name, in cxt
+ * too.
+ *
+ * A candidate has more than one shard row (with one there is nothing to
+ * fold into), one of them, not shard 0, cold in this snapshot: its xmin
+ * precedes cold_before, which age() tells without wrapping around, both
+ * ages being taken from the same transaction id.  This is only a sieve,
+ * read with an MVCC snapshot; store_compact_counter looks at the newest
+ * versions itself.  It spares busy counters, all of whose rows are written
+ * all the time, a call that would lock (or create) their base row for
+ * nothing at every pass.
  */
 static CounterId *
-worker_list_candidates(MemoryContext cxt, int *n, char **dbname)
+worker_list_candidates(MemoryContext cxt, TransactionId cold_before, int *n,
+					   char **dbname)
 {
 	CounterId  *ids = NULL;
 	char	   *name;
+	Oid			argtypes[1] = {XIDOID};
+	Datum		args[1];
 	int			ret;
 
 	*n = 0;
@@ -501,10 +522,14 @@ worker_list_candidates(MemoryContext cxt, int *n, char **dbname)
 	{
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		ret = SPI_execute("SELECT counter_id FROM event_stats.counter_shards"
-						  " GROUP BY counter_id HAVING count(*) > 1"
-						  " ORDER BY counter_id",
-						  true, 0);
+		args[0] = TransactionIdGetDatum(cold_before);
+		ret = SPI_execute_with_args("SELECT counter_id"
+									"  FROM event_stats.counter_shards"
+									" GROUP BY counter_id"
+									" HAVING count(*) > 1"
+									"    AND bool_or(shard <> 0 AND age(xmin) > age($1))"
+									" ORDER BY counter_id",
+									1, argtypes, args, NULL, true, 0);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "SPI_execute failed: error code %d", ret);
 		if (SPI_processed > 0)
@@ -609,9 +634,11 @@ compaction_worker_main(Datum main_arg)
 					PGC_USERSET, PGC_S_SESSION);
 	SetConfigOption("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION);
 
+	StaticAssertStmt(COMPACTION_BATCH < PGPROC_MAX_CACHED_SUBXIDS,
+					 "a batch's subtransactions would overflow the subxid cache");
 	cxt = AllocSetContextCreate(TopMemoryContext, "event_stats compaction",
 								ALLOCSET_DEFAULT_SIZES);
-	ids = worker_list_candidates(cxt, &nids, &dbname);
+	ids = worker_list_candidates(cxt, cold_xid, &nids, &dbname);
 
 	for (int first = 0; first < nids && !stopped; first += COMPACTION_BATCH)
 	{
