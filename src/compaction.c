@@ -599,6 +599,16 @@ worker_compact_one(CounterId id, TransactionId cold_before)
 	return folded;
 }
 
+/*
+ * CONTEXT line of whatever the worker reports: background workers' log
+ * lines carry no application_name, and the database is what matters.
+ */
+static void
+worker_error_context(void *arg)
+{
+	errcontext("%s", MyBgworkerEntry->bgw_name);
+}
+
 void
 compaction_worker_main(Datum main_arg)
 {
@@ -612,10 +622,16 @@ compaction_worker_main(Datum main_arg)
 	int			counters = 0;
 	int			folded = 0;
 	bool		stopped = false;
+	ErrorContextCallback errcallback;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
+
+	errcallback.callback = worker_error_context;
+	errcallback.arg = NULL;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
 
 	memcpy(&cold_before, MyBgworkerEntry->bgw_extra, sizeof(FullTransactionId));
 	cold_xid = XidFromFullTransactionId(cold_before);

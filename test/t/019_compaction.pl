@@ -30,7 +30,9 @@
 #   e. event_stats.compaction = off (reload) stops folding, the launcher
 #      stays; on again, folding resumes.
 #   f. a database whose extension still has the 1.0 layout is left alone.
-#   g. with no background worker slot free, the launcher warns once, with
+#   g. a database whose worker fails (a lock it cannot get) does not stop
+#      compaction in the others.
+#   h. with no background worker slot free, the launcher warns once, with
 #      a hint about max_worker_processes.
 # Also: the settings as pg_settings shows them, SET refused, and the
 # workers as pg_stat_activity shows them.
@@ -467,7 +469,31 @@ is($node->safe_psql('old_layout', 'SELECT count(*) FROM event_stats.counter_shar
 is($node->safe_psql('old_layout', q{SELECT event_stats.value('c')}),
 	8, 'f. value(c) = 8');
 
-# --- g. no free background worker slot ------------------------------------
+# --- g. a database whose worker fails does not stop the others -------------
+
+# In database locked, the shard table is locked by a transaction: its
+# worker gives up there after its lock_timeout (1 s) at every pass, and the
+# launcher goes on with the other databases.
+$node->safe_psql('postgres', 'CREATE DATABASE locked');
+$node->safe_psql('locked', 'CREATE EXTENSION event_stats');
+my $locker = $node->background_psql('locked');
+$locker->query_safe('BEGIN');
+$locker->query_safe('LOCK TABLE event_stats.counter_shards IN ACCESS EXCLUSIVE MODE');
+$log_offset = -s $node->logfile;
+my $lock_timeout = qr/ERROR:  canceling statement due to lock timeout\n[^\n]*CONTEXT:  event_stats compaction of database "locked"/;
+$node->wait_for_log($lock_timeout, $log_offset);
+pass('g. the worker of database locked fails on its lock timeout');
+$node->safe_psql('postgres', q{SELECT event_stats.create_counter('elsewhere')});
+write_from_clients(8, 'elsewhere');
+cmp_ok(rows_of('elsewhere'), '>', 1, 'g. counter elsewhere has more than one shard row');
+$log_offset = -s $node->logfile;
+wait_folded('g. with the worker of database locked failing', 'elsewhere');
+ok($node->log_contains($lock_timeout, $log_offset), 'g. and it failed again meanwhile');
+$locker->query_safe('COMMIT');
+$locker->quit;
+check_exact('g. after the lock');
+
+# --- h. no free background worker slot ------------------------------------
 
 # Two slots: the launcher's and the logical replication launcher's.
 $node->append_conf('postgresql.conf', "max_worker_processes = 2\n");
@@ -479,12 +505,12 @@ sleep 3;
 my @warnings =
   grep { /WARNING:  event_stats compaction found no free background worker slot/ }
   split /\n/, slurp_file($node->logfile, $log_offset);
-is(scalar(@warnings), 1, 'g. no free worker slot: one warning in three naptimes');
+is(scalar(@warnings), 1, 'h. no free worker slot: one warning in three naptimes');
 ok( $node->log_contains(
 		qr/HINT:  You might need to increase "max_worker_processes": event_stats needs two slots for compaction\./,
 		$log_offset),
-	'g. with a hint about max_worker_processes');
-check_exact('g. without a worker slot');
+	'h. with a hint about max_worker_processes');
+check_exact('h. without a worker slot');
 
 $node->stop;
 done_testing();
