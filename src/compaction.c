@@ -39,8 +39,8 @@
  *
  * Only rows that are cold are folded: rows nobody has written for at least
  * a naptime, so that compaction does not take away the row of a session
- * that is about to write it again (it would only create it anew, under the
- * counter lock).  Coldness is measured in transaction ids, since that is
+ * that is about to write it again (which would only create it anew, an
+ * insertion and its index entries instead of a HOT update).  Coldness is measured in transaction ids, since that is
  * what a row carries: before it starts a database's worker, the launcher
  * reads the next transaction id and keeps it, per database, in its own
  * memory; the next pass hands that id to the worker (in bgw_extra) as
