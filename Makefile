@@ -19,7 +19,8 @@ OBJS = \
 	src/hlc_clock.o \
 	src/hlc_persist.o \
 	src/hlc_horizon.o \
-	src/hlc_api.o
+	src/hlc_api.o \
+	src/compaction.o
 DATA = sql/event_stats--1.0.sql
 PGFILEDESC = "event_stats - sharded counters, row counts and a hybrid logical clock"
 
