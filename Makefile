@@ -37,7 +37,7 @@ REGRESS = counter_api counter_xact counter_privileges stale_handles tracking tra
 ISOLATION = counter_concurrent_increments counter_snapshot_reader counter_set_race \
 	counter_set_first_insert counter_drop_first_insert \
 	tracking_track_during_writes tracking_untrack_race tracking_truncate_race \
-	tracking_serializable_ddl \
+	tracking_serializable_ddl counter_serializable_no_siread \
 	hlc_horizon_late_commit
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output
 

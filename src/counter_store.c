@@ -7,14 +7,15 @@
  * Two ordinary tables in schema event_stats hold all durable counter state,
  * so it is WAL-logged, crash-safe, replicated and dumped like any table:
  *
- *	 counter_definitions (id, name, shards)
- *	 counter_shards      (counter_id, shard, value, filler)
+ *	 counter_definitions (id, name, shards, owner, acl)
+ *	 counter_shards      (counter_id, shard, value)
  *
  * A counter's value is the sum of its shard rows.  A counter has at most
  * `shards` rows (numbered 0 .. shards - 1), but a row exists only once
  * something was written to it: create_counter() inserts the definition
- * alone, and a counter never written has no rows and the value 0.  Shard
- * rows are written only here, and only in three ways:
+ * alone, and a counter never written has no rows and the value 0.  Shard 0
+ * is the counter's base row, where set() and compaction put what they
+ * fold.  Shard rows are written only here, and only in four ways:
  *
  *	 - store_add_to_shards(), once per counter at the commit (or PREPARE) of a
  *	   transaction that incremented it.  It writes one shard row, preferring
@@ -27,30 +28,46 @@
  *	   queue on a row lock.  A row that does not exist yet is created
  *	   (shard_create), under the lock protocol below.
  *
- *	 - store_reset_shards() for set(), at commit: every existing shard row
- *	   is rewritten, waiting for in-flight writers, shard 0 taking the
- *	   value (its row created if need be).  Increments that commit after it
- *	   find the new versions, or create rows after it, and add to them, so
- *	   none is lost.
+ *	 - store_reset_shards() for set(), at commit: the base row takes the
+ *	   value (created if need be) and every other row is deleted, waiting
+ *	   for in-flight writers.  Increments that commit after it create rows
+ *	   again, or find the base row, and add to them, so none is lost.
  *
  *	 - store_drop(): every row is deleted.
  *
- * Creating a row takes two heavyweight locks, both on objects of no
- * catalog (LOCKTAG_OBJECT with counter_shards' OID as class):
+ *	 - store_compact_counter(), for the compaction worker: the rows nobody
+ *	   has written for a while are deleted and their sum added to the base
+ *	   row, in one transaction, without ever waiting.
  *
- *	 - the counter lock, (counter_shards, counter id, 0): a creator takes it
- *	   in RowExclusiveLock mode, which does not conflict with itself, and
- *	   keeps it to the end of its transaction; set() and drop take it in
- *	   ShareRowExclusiveLock mode, which conflicts with creators and with
- *	   itself, before they list the rows.  So set() waits for every
- *	   transaction that created a row before it, and lists (then overwrites)
- *	   its row once it committed; a creator that comes later waits for
- *	   set()'s commit and adds on top.  Without it, an increment could
- *	   create a row after set()'s scan yet commit before set() and survive
- *	   it.  For drop, the same order means the rows of earlier creators are
- *	   deleted and later creators, once set free, find the counter gone
- *	   (counter_still_defined) and create nothing.  Only creation takes it,
- *	   once per counter and backend slot; updates of existing rows never do.
+ * Heavyweight locks, all on objects of no catalog (LOCKTAG_OBJECT with the
+ * OID of one of our tables as class), always taken in this order:
+ *
+ *	 - the definition lock, (counter_definitions, counter id, 0): changes of
+ *	   the definition row (drop, owner, privileges) hold it in
+ *	   ShareUpdateExclusiveLock mode to the end of their transaction
+ *	   (store_lock_definition).  Whoever must know that the counter still
+ *	   exists takes it in ShareLock mode just for the moment of reading the
+ *	   definition (counter_lock_if_defined), which is how that read can be
+ *	   non-MVCC, hence free of SSI predicate locks, and still exact.
+ *
+ *	 - the counter lock, (counter_shards, counter id, 0): a creator of a
+ *	   shard row takes it in RowExclusiveLock mode, which does not conflict
+ *	   with itself, for as long as its insertion takes; set() and drop take
+ *	   it in ShareRowExclusiveLock mode, which conflicts with creators and
+ *	   with itself, to the end of their transaction, before they list the
+ *	   rows; compaction takes it in ShareUpdateExclusiveLock mode,
+ *	   conditionally, which keeps set(), drop and other compactions out but
+ *	   not creators.  So set() lists every row inserted before it, committed
+ *	   or not (from its index entry), and overwrites or deletes it once its
+ *	   inserter has committed; a creator that comes later waits for set()'s
+ *	   commit and adds on top.  Without it, an increment could create a row
+ *	   after set()'s scan yet commit before set() and survive it.  For drop,
+ *	   the same order means the rows of earlier creators are deleted and
+ *	   later creators, once set free, find the counter gone and create
+ *	   nothing.  Only creation takes it; updates of existing rows never do.
+ *	   It is not kept to the end of the creator's transaction: a commit may
+ *	   create rows for a hundred thousand counters, and the lock table has
+ *	   room for a few thousand locks per backend.
  *
  *	 - the creation lock of the row, (counter_shards, counter id, 1 +
  *	   shard): taken conditionally after the counter lock (held by someone
@@ -63,28 +80,32 @@
  *	   the creator commits or aborts (COMMIT/ROLLBACK PREPARED for a
  *	   prepared one).
  *
- *	 Everyone takes the counter lock before the creation lock, and set()
- *	 holds the former in a mode that keeps every creator out, so set() can
- *	 itself create shard 0 without waiting.  Counters are written in id
- *	 order at commit, so the waits of two committing transactions cannot
- *	 form a cycle.
+ *	 set() holds the counter lock in a mode that keeps every creator out,
+ *	 so it can itself create shard 0 without waiting.  Counters are written
+ *	 in id order at commit, so the waits of two committing transactions
+ *	 cannot form a cycle.
  *
  * Writers always act on the newest version of a row, found with a dirty
  * snapshot rather than the transaction snapshot (see shard_fetch_latest),
- * and retry when it was replaced under them.  This is what keeps REPEATABLE READ and SERIALIZABLE
- * incrementers free of serialization failures: the transaction snapshot is
- * never asked whether the row changed, and a non-MVCC read takes no SSI
- * predicate lock.  The price is that writes go through heap_update
- * directly, so index entries for non-HOT updates are inserted here too.
+ * and retry when it was replaced under them; set(), drop and compaction
+ * list a counter's rows from the primary key's entries (shards_listed).
+ * None of these reads is MVCC, so none takes an SSI predicate lock: REPEATABLE
+ * READ and SERIALIZABLE writers never fail on our bookkeeping, and pay SSI
+ * only for what they read themselves (value()).  The price is that writes
+ * go through heap_update directly, so index entries for non-HOT updates
+ * are inserted here too.
  *
  * Readers (store_sum_shards) use the caller's MVCC snapshot, so a value is
  * exactly the sum of the increments committed before that snapshot.
  *
- * Every shard row is padded (filler) and the table has fillfactor 10, so
- * each row sits alone on a heap page with room for its HOT versions: two
- * backends writing their own shards never contend for one buffer lock.
- * Since rows exist only where written, a counter costs one page per shard
- * actually used, not one per possible backend.
+ * Layout.  Since 1.1 rows are dense (no padding) and the table has
+ * fillfactor 50, leaving room on each page for the HOT versions of its
+ * rows.  A backend inserts its rows where its relation target block points
+ * (the page it inserted into last), so the rows one backend writes sit
+ * together, apart from other backends' rows.  A 1.0 installation keeps its
+ * layout -- each row padded (filler, fillfactor 10) onto a page of its own
+ * -- until ALTER EXTENSION event_stats UPDATE: new rows get the filler
+ * while the column lives (shard_tuple), and compaction leaves it alone.
  *
  * Which tables: only members of the installed extension (pg_depend), of
  * the layout this file reads, are ever opened (store_fill_oids).  The
@@ -160,8 +181,8 @@
 #define Anum_def_owner			4
 #define Anum_def_acl			5
 
-/* counter_shards */
-#define Natts_shard				4
+/* counter_shards; 1.0 has a fourth column, the filler (see shard_tuple) */
+#define Natts_shard				3
 #define Anum_shard_counter		1
 #define Anum_shard_shard		2
 #define Anum_shard_value		3
@@ -242,9 +263,6 @@ static uint64 store_cache_generation = 0;
 /* prune a shard's page once it has room for fewer new versions than this */
 #define SHARD_PRUNE_ROOM_VERSIONS	3
 
-/* consecutive racing lookups tolerated before a missing shard is an error */
-#define SHARD_LOOKUP_RETRIES	1000
-
 /*
  * Modes of the counter lock (see the file header): creators of shard rows
  * take the first, which does not conflict with itself; set() and drop take
@@ -252,6 +270,7 @@ static uint64 store_cache_generation = 0;
  */
 #define COUNTER_LOCK_CREATE		RowExclusiveLock
 #define COUNTER_LOCK_REWRITE	ShareRowExclusiveLock
+#define COUNTER_LOCK_COMPACT	ShareUpdateExclusiveLock
 
 typedef enum ShardWrite
 {
@@ -347,11 +366,23 @@ store_index_relid(Oid nsp, const char *relname, Oid table)
  */
 static void
 store_check_layout(Oid relid, const char *relname, int natts, const Oid *types,
-				   AttrNumber nullable)
+				   AttrNumber nullable, bool filler_allowed)
 {
 	Relation	rel = table_open(relid, AccessShareLock);
 	TupleDesc	desc = RelationGetDescr(rel);
 	bool		ok = desc->natts == natts;
+
+	/*
+	 * counter_shards may carry the 1.0 filler after its columns: live in a
+	 * 1.0 installation, dropped in one updated to 1.1 (shard_tuple).
+	 */
+	if (filler_allowed && desc->natts == natts + 1)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, natts);
+
+		ok = att->attisdropped ||
+			(att->atttypid == BPCHAROID && att->attnotnull);
+	}
 
 	for (int i = 0; ok && i < natts; i++)
 	{
@@ -398,7 +429,7 @@ store_fill_oids(Oid ext)
 	/* types; the ACL alone may be NULL (default privileges) */
 	static const Oid def_types[Natts_def] =
 	{INT4OID, TEXTOID, INT4OID, REGROLEOID, ACLITEMARRAYOID};
-	static const Oid shard_types[Natts_shard] = {INT4OID, INT4OID, INT8OID, BPCHAROID};
+	static const Oid shard_types[Natts_shard] = {INT4OID, INT4OID, INT8OID};
 	static const Oid tracked_types[Natts_tracked] = {REGCLASSOID, INT4OID, TEXTOID};
 	Oid			nsp = get_namespace_oid(ES_SCHEMA, true);
 	StoreOids	o;
@@ -421,9 +452,11 @@ store_fill_oids(Oid ext)
 		return false;
 
 	store_check_layout(o.defs, "counter_definitions", Natts_def, def_types,
-					   Anum_def_acl);
-	store_check_layout(o.shards, "counter_shards", Natts_shard, shard_types, 0);
-	store_check_layout(o.tracked, "tracked_tables", Natts_tracked, tracked_types, 0);
+					   Anum_def_acl, false);
+	store_check_layout(o.shards, "counter_shards", Natts_shard, shard_types, 0,
+					   true);
+	store_check_layout(o.tracked, "tracked_tables", Natts_tracked, tracked_types,
+					   0, false);
 
 	store_oids = o;
 	store_oids_valid = true;
@@ -818,19 +851,40 @@ plans_invalidate_everywhere(void)
 	CacheInvalidateCatalog(NamespaceRelationId);
 }
 
+/*
+ * Whether counter_shards, as opened, still has the live filler column of
+ * the 1.0 layout: a database where ALTER EXTENSION event_stats UPDATE has
+ * not run yet.  The library serves it as it is until then.
+ */
+static bool
+shard_rel_has_filler(Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	return desc->natts >= Anum_shard_filler &&
+		!TupleDescAttr(desc, Anum_shard_filler - 1)->attisdropped;
+}
+
+/*
+ * A new shard row in the layout of the table as opened: the 1.0 filler is
+ * given its blank value while the column lives, and is NULL once dropped.
+ */
 static HeapTuple
 shard_tuple(Relation rel, CounterId id, int32 shard, int64 value)
 {
-	Datum		values[Natts_shard];
-	bool		isnull[Natts_shard] = {false};
+	Datum		values[Anum_shard_filler] = {0};
+	bool		isnull[Anum_shard_filler] = {false};
 
 	values[Anum_shard_counter - 1] = Int32GetDatum(id);
 	values[Anum_shard_shard - 1] = Int32GetDatum(shard);
 	values[Anum_shard_value - 1] = Int64GetDatum(value);
-	values[Anum_shard_filler - 1] =
-		DirectFunctionCall3(bpcharin, CStringGetDatum(""),
-							ObjectIdGetDatum(InvalidOid),
-							Int32GetDatum(SHARD_FILLER_LEN + VARHDRSZ));
+	if (shard_rel_has_filler(rel))
+		values[Anum_shard_filler - 1] =
+			DirectFunctionCall3(bpcharin, CStringGetDatum(""),
+								ObjectIdGetDatum(InvalidOid),
+								Int32GetDatum(SHARD_FILLER_LEN + VARHDRSZ));
+	else
+		isnull[Anum_shard_filler - 1] = true;
 	return heap_form_tuple(RelationGetDescr(rel), values, isnull);
 }
 
@@ -933,27 +987,42 @@ shard_fetch_latest(Relation rel, CounterId id, int32 shard,
 }
 
 /*
- * Whether the counter's definition still exists, to tell a dropped counter
- * from a shard lookup that found nothing because it raced.  A non-MVCC
- * index scan copies a leaf page's entries when it reads the page; if an
- * update then moves the row to a new heap page (a non-HOT update, with a
- * new index entry) and commits, the scan sees only the dead old version.
- * Definition rows are updated too (owner and privileges), so this lookup
- * uses a fresh MVCC snapshot, which cannot race that way: an update it
- * sees as committed inserted its index entry before the snapshot was
- * taken.  It also sees this transaction's own earlier commands.  A shard
- * lookup retried afterwards finds the new entry.  (An MVCC read even in a
- * SERIALIZABLE transaction: a miss here would drop an increment.  It runs
- * only after a shard lookup found nothing, which is rare.)
+ * Takes the counter lock in mode and tells whether the counter is still
+ * defined: a drop that committed before we got the lock has removed it, and
+ * one that comes later waits for our lock.  With wait = false (compaction)
+ * it returns false instead of waiting for either lock.
+ *
+ * This runs inside the commit of SERIALIZABLE transactions, which must not
+ * gain SSI dependencies on our bookkeeping, so the definition is read with
+ * SnapshotSelf, which takes no predicate lock.  A non-MVCC index scan can
+ * miss a row whose non-HOT update (owner, privileges) commits while it
+ * runs; so the read is made under the definition lock in ShareLock mode,
+ * which waits for a transaction changing the definition
+ * (store_lock_definition, held to its end) and keeps new ones out for the
+ * moment of the read; it is released right after.  Everyone takes the
+ * definition lock before the counter lock, drop included.
  */
 static bool
-counter_still_defined(CounterId id)
+counter_lock_if_defined(Relation rel, CounterId id, LOCKMODE mode, bool wait)
 {
+	LOCKTAG		deftag;
+	LOCKTAG		countertag;
 	CounterDef	def;
-	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
-	bool		found = store_lookup_by_id(id, snapshot, &def);
+	bool		found;
 
-	UnregisterSnapshot(snapshot);
+	SET_LOCKTAG_OBJECT(deftag, MyDatabaseId, store_oids.defs, (Oid) id, 0);
+	SET_LOCKTAG_OBJECT(countertag, MyDatabaseId, RelationGetRelid(rel),
+					   (Oid) id, 0);
+	if (LockAcquire(&deftag, ShareLock, false, !wait) == LOCKACQUIRE_NOT_AVAIL)
+		return false;
+	if (LockAcquire(&countertag, mode, false, !wait) == LOCKACQUIRE_NOT_AVAIL)
+	{
+		LockRelease(&deftag, ShareLock, false);
+		return false;
+	}
+	found = def_lookup(store_oids.defs_id_idx, Anum_def_id, F_INT4EQ,
+					   Int32GetDatum(id), SnapshotSelf, &def);
+	LockRelease(&deftag, ShareLock, false);
 	return found;
 }
 
@@ -1034,13 +1103,18 @@ shard_set_value(HeapTuple tuple, const CounterDef *def, ShardOp op, int64 arg)
 }
 
 /*
- * The counter lock, on (counter_shards, counter id), held to the end of the
- * transaction: see the file header.
+ * The counter lock, on (counter_shards, counter id): see the file header.
  */
 static void
 counter_lock(Relation rel, CounterId id, LOCKMODE mode)
 {
 	LockDatabaseObject(RelationGetRelid(rel), (Oid) id, 0, mode);
+}
+
+static void
+counter_unlock(Relation rel, CounterId id, LOCKMODE mode)
+{
+	UnlockDatabaseObject(RelationGetRelid(rel), (Oid) id, 0, mode);
 }
 
 /*
@@ -1058,48 +1132,56 @@ shard_create_locktag(LOCKTAG *tag, Relation rel, CounterId id, int32 shard)
 }
 
 /*
- * Marks in present[] the shards of def that have a row in a fresh MVCC
- * snapshot.  set() and drop call it under the rewrite lock, when every
- * transaction that created a row of the counter has ended, so every row
- * there is committed.
+ * Marks in present[] every shard number that has an entry for this counter
+ * in counter_shards' primary key, whatever the row version it points to:
+ * read from the index keys alone, with no heap access and, the scan being
+ * non-MVCC, no SSI predicate lock.
  *
- * A non-MVCC scan could miss a row whose non-HOT update commits while it
- * runs (see counter_still_defined); an MVCC snapshot cannot: if the update
- * committed before the snapshot, its index entry was there before,
- * otherwise the old version is still visible.  (In a SERIALIZABLE
- * transaction this read takes SSI predicate locks, like
- * counter_still_defined; only set() and drop make it, never increments.)
+ * It lists every row that exists, and maybe some that no longer do.  set(),
+ * drop and compaction call it holding the counter lock in a mode that keeps
+ * creators and each other out, so the only changes left are updates of
+ * existing rows by incrementers.  An update inserts its new index entry (if
+ * it needs one) before it commits, and the entry of the version it
+ * replaced goes only once that version is dead to every transaction, i.e.
+ * after the commit: so a row cannot slip between the entries one scan
+ * reads, as it can when a non-MVCC scan judges each entry's heap tuple
+ * (see shard_fetch_latest).  Callers settle a listed row that is gone with
+ * shard_write, which finds out under the creation lock.
  */
 static void
-shards_committed(Relation rel, const CounterDef *def, bool *present)
+shards_listed(Relation rel, const CounterDef *def, bool *present)
 {
-	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	Relation	index = index_open(store_oids.shards_idx, AccessShareLock);
+	IndexScanDesc scan;
 	ScanKeyData skey;
-	SysScanDesc scan;
-	HeapTuple	tuple;
 
-	ScanKeyInit(&skey, Anum_shard_counter, BTEqualStrategyNumber,
-				F_INT4EQ, Int32GetDatum(def->id));
-	scan = systable_beginscan(rel, store_oids.shards_idx, true, snapshot,
-							  1, &skey);
-	while (HeapTupleIsValid(tuple = systable_getnext(scan)))
+	ScanKeyInit(&skey, Anum_shard_counter, BTEqualStrategyNumber, F_INT4EQ,
+				Int32GetDatum(def->id));
+	scan = index_beginscan(rel, index, SnapshotAny, 1, 0);
+	scan->xs_want_itup = true;
+	index_rescan(scan, &skey, 1, NULL, 0);
+	while (index_getnext_tid(scan, ForwardScanDirection) != NULL)
 	{
-		int32		shard = SHARD_ROW(tuple)->shard;
+		bool		isnull;
+		Datum		shard = index_getattr(scan->xs_itup, Anum_shard_shard,
+										  scan->xs_itupdesc, &isnull);
 
-		if (shard >= 0 && shard < def->shards)
-			present[shard] = true;
+		if (!isnull && DatumGetInt32(shard) >= 0 &&
+			DatumGetInt32(shard) < def->shards)
+			present[DatumGetInt32(shard)] = true;
 	}
-	systable_endscan(scan);
-	UnregisterSnapshot(snapshot);
+	index_endscan(scan);
+	index_close(index, AccessShareLock);
 }
 
 /*
  * Inserts the row (counter, shard) with value, unless the primary key
- * already has a live entry for it; returns whether it did.
+ * already has a live entry for it; returns whether it did.  A probe is
+ * deleted again right away: it only asks whether the row exists.
  *
  * The caller holds the row's creation lock and found no version of it, so
  * no other transaction is inserting it; but its dirty lookup may have
- * raced a non-HOT update of an existing row (see counter_still_defined).
+ * raced a non-HOT update of an existing row (see shard_fetch_latest).
  * The primary key's own check settles it, without an MVCC read (whose SSI
  * predicate locks would give SERIALIZABLE incrementers serialization
  * failures): with UNIQUE_CHECK_PARTIAL, a duplicate is reported instead of
@@ -1108,7 +1190,7 @@ shards_committed(Relation rel, const CounterDef *def, bool *present)
  * progress, i.e. a busy row, which is harmless.
  */
 static bool
-shard_insert(Relation rel, CounterId id, int32 shard, int64 value)
+shard_insert(Relation rel, CounterId id, int32 shard, int64 value, bool probe)
 {
 	HeapTuple	tuple = shard_tuple(rel, id, shard, value);
 	bool		unique;
@@ -1116,7 +1198,7 @@ shard_insert(Relation rel, CounterId id, int32 shard, int64 value)
 	simple_heap_insert(rel, tuple);
 	unique = insert_index_entries(rel, tuple, false, UNIQUE_CHECK_PARTIAL);
 
-	if (unique)
+	if (unique && !probe)
 		shard_remember(id, shard, &tuple->t_self);
 	else
 	{
@@ -1129,18 +1211,24 @@ shard_insert(Relation rel, CounterId id, int32 shard, int64 value)
 }
 
 /*
- * Creates the shard row with value, after a lookup found no version of it,
- * following the lock protocol of the file header: the counter lock in
- * COUNTER_LOCK_CREATE mode, to the end of the transaction; then the row's
- * creation lock, only for as long as the insertion takes.  With wait =
- * false, a creation lock held by another transaction makes the row busy.
- * Returns SHARD_RETRY when the row exists after all (created meanwhile, or
- * the first lookup raced an update), SHARD_GONE when the counter was
- * dropped.
+ * Settles a shard row that a lookup did not find, following the lock
+ * protocol of the file header.  Under the row's creation lock (held only
+ * for as long as the insertion takes) it looks again and, if there still is
+ * no version, lets the primary key decide between "no row" and a lookup
+ * that raced a non-HOT update: it inserts the row with value (op ADD or
+ * ASSIGN), or inserts and deletes it again (op DELETE: the row is then
+ * known to be absent).
+ *
+ * An increment first takes the counter lock in COUNTER_LOCK_CREATE mode, for
+ * as long as the insertion takes, and checks the counter is still defined;
+ * set(), drop and compaction come with the counter lock already held
+ * (counter_locked).  With wait = false, a creation lock held by another
+ * transaction makes the row busy.  Returns SHARD_RETRY when the row exists
+ * after all, SHARD_GONE when the counter was dropped.
  */
 static ShardWrite
-shard_create(Relation rel, const CounterDef *def, int32 shard, int64 value,
-			 bool wait)
+shard_create(Relation rel, const CounterDef *def, int32 shard, ShardOp op,
+			 int64 value, bool wait, bool counter_locked)
 {
 	LOCKTAG		tag;
 	HeapTuple	tuple;
@@ -1149,16 +1237,20 @@ shard_create(Relation rel, const CounterDef *def, int32 shard, int64 value,
 	ShardWrite	result;
 
 	/*
-	 * Waits for a set() or drop in progress; then a dropped counter is
-	 * seen as such, and a set()'s rows are added to.
+	 * Waits for a set(), drop or compaction in progress; then a dropped
+	 * counter is seen as such, and the rows set() left are added to.
 	 */
-	counter_lock(rel, def->id, COUNTER_LOCK_CREATE);
-	if (!counter_still_defined(def->id))
+	if (!counter_locked &&
+		!counter_lock_if_defined(rel, def->id, COUNTER_LOCK_CREATE, true))
 		return SHARD_GONE;
 
 	shard_create_locktag(&tag, rel, def->id, shard);
 	if (LockAcquire(&tag, ExclusiveLock, false, !wait) == LOCKACQUIRE_NOT_AVAIL)
+	{
+		if (!counter_locked)
+			counter_unlock(rel, def->id, COUNTER_LOCK_CREATE);
 		return SHARD_BUSY;
+	}
 
 	/*
 	 * Every row of this shard was inserted by a holder of this lock, who
@@ -1174,17 +1266,22 @@ shard_create(Relation rel, const CounterDef *def, int32 shard, int64 value,
 		heap_freetuple(tuple);
 		result = SHARD_RETRY;
 	}
-	else if (shard_insert(rel, def->id, shard, value))
-		result = SHARD_WRITTEN;
-	else
+	else if (!shard_insert(rel, def->id, shard, value, op == SHARD_OP_DELETE))
 		result = SHARD_RETRY;
+	else
+		result = SHARD_WRITTEN;
 
 	/*
 	 * From now on a dirty snapshot shows our insertion in progress, which
-	 * others treat as busy: the lock has done its work.  Released before
-	 * the end of the transaction, so a prepared transaction never keeps it.
+	 * others treat as busy, and set(), drop and compaction list it from
+	 * its index entry and wait for its end: both locks have done their
+	 * work.  Releasing them keeps the lock table from filling up with one
+	 * entry per counter a transaction creates rows of (a commit may touch
+	 * a hundred thousand), and a prepared transaction keeps neither.
 	 */
 	LockRelease(&tag, ExclusiveLock, false);
+	if (!counter_locked)
+		counter_unlock(rel, def->id, COUNTER_LOCK_CREATE);
 	return result;
 }
 
@@ -1220,17 +1317,15 @@ shard_apply(Relation rel, const CounterDef *def, HeapTuple tuple,
  * false a row that another transaction is writing is reported busy instead
  * of waited for.  The row's page stays pinned from lookup to write.
  *
- * A row that is not there is created by an increment (shard_create).  set()
- * and drop call this only for rows they know exist (shards_committed under
- * the rewrite lock, which no one else can delete), so for them a miss is a
- * lookup that raced an update, and a retry finds the row.
+ * A row that is not there is settled by shard_create: created by an
+ * increment or an assignment, known to be absent for a delete.  Only
+ * increments come without the counter lock (see shards_listed).
  */
 static ShardWrite
 shard_write(Relation rel, const CounterDef *def, int32 shard,
 			ShardOp op, int64 arg, bool wait)
 {
 	bool		try_hint = (op == SHARD_OP_ADD);
-	int			misses = 0;
 
 	for (;;)
 	{
@@ -1246,21 +1341,13 @@ shard_write(Relation rel, const CounterDef *def, int32 shard,
 		try_hint = false;
 		if (tuple == NULL)
 			tuple = shard_fetch_latest(rel, def->id, shard, &inserter, &pin);
-		if (tuple == NULL && op == SHARD_OP_ADD)
-		{
-			ShardWrite	created = shard_create(rel, def, shard, arg, wait);
-
-			if (created != SHARD_RETRY)
-				return created;
-			continue;
-		}
 		if (tuple == NULL)
 		{
-			if (++misses > SHARD_LOOKUP_RETRIES)
-				ereport(ERROR,
-						(errcode(ERRCODE_DATA_CORRUPTED),
-						 errmsg("shard %d of counter \"%s\" is missing",
-								shard, def->name)));
+			ShardWrite	settled = shard_create(rel, def, shard, op, arg, wait,
+											   op != SHARD_OP_ADD);
+
+			if (settled != SHARD_RETRY)
+				return settled;
 			continue;
 		}
 
@@ -1323,11 +1410,12 @@ store_add_to_shards(const CounterDef *def, int64 delta)
 }
 
 /*
- * Makes the counter's value exactly `value`: shard 0 takes it (its row is
- * created if need be, unless value is 0), every other existing row becomes
- * zero.  Waits for transactions committing increments to the same rows, and
- * (through the counter lock) for those creating rows, so that each of them
- * lands either before (and is overwritten) or after (and is added on top).
+ * Makes the counter's value exactly `value`: shard 0, its base row, takes
+ * it (the row is created if need be), and every other row is deleted; a
+ * counter set to 0 keeps no row at all.  Waits for transactions committing
+ * increments to the same rows, and (through the counter lock) for those
+ * creating rows, so that each of them lands either before (and is
+ * overwritten) or after (and is added on top, in a row of its own).
  */
 void
 store_reset_shards(const CounterDef *def, int64 value)
@@ -1336,22 +1424,22 @@ store_reset_shards(const CounterDef *def, int64 value)
 	Relation	rel = table_open(oids->shards, RowExclusiveLock);
 	bool	   *present;
 
-	counter_lock(rel, def->id, COUNTER_LOCK_REWRITE);
-	if (!counter_still_defined(def->id))
+	if (!counter_lock_if_defined(rel, def->id, COUNTER_LOCK_REWRITE, true))
 	{
 		/* dropped meanwhile: there is nothing left to set */
 		table_close(rel, RowExclusiveLock);
 		return;
 	}
 
-	/* no row can appear or go away while we hold the rewrite lock */
+	/* no row can appear while we hold the rewrite lock */
 	present = palloc0(def->shards * sizeof(bool));
-	shards_committed(rel, def, present);
+	shards_listed(rel, def, present);
+	present[0] = present[0] || value != 0;
 	for (int32 s = 0; s < def->shards; s++)
 		if (present[s])
-			shard_write(rel, def, s, SHARD_OP_ASSIGN, s == 0 ? value : 0, true);
-	if (!present[0] && value != 0)
-		shard_create(rel, def, 0, value, true);
+			shard_write(rel, def, s,
+						s == 0 && value != 0 ? SHARD_OP_ASSIGN : SHARD_OP_DELETE,
+						value, true);
 	pfree(present);
 
 	table_close(rel, RowExclusiveLock);
@@ -1413,7 +1501,7 @@ store_drop(CounterId id, bool missing_ok)
 	shards = table_open(oids->shards, RowExclusiveLock);
 	counter_lock(shards, id, COUNTER_LOCK_REWRITE);
 	present = palloc0(def.shards * sizeof(bool));
-	shards_committed(shards, &def, present);
+	shards_listed(shards, &def, present);
 	for (int32 s = 0; s < def.shards; s++)
 		if (present[s])
 			shard_write(shards, &def, s, SHARD_OP_DELETE, 0, true);
@@ -1517,24 +1605,192 @@ store_sum_shards(const CounterDef *def, Snapshot snapshot, bool *overflow)
 	return int128_to_int64(sum);
 }
 
+/* ----------
+ * Compaction
+ * ----------
+ */
+
+/*
+ * Whether the newest version of a shard row was last written before
+ * cold_before (a frozen one was written long ago).
+ */
+static bool
+shard_is_cold(HeapTuple tuple, TransactionId cold_before)
+{
+	HeapTupleHeader htup = tuple->t_data;
+
+	return HeapTupleHeaderXminFrozen(htup) ||
+		TransactionIdPrecedes(HeapTupleHeaderGetRawXmin(htup), cold_before);
+}
+
+/*
+ * Makes sure the counter's base row, shard 0, exists and that no one else
+ * can write it before we end: an existing row is locked with a tuple lock
+ * (skipped, not waited for), a missing one is inserted with value 0 and is
+ * ours until we end.  Increments that prefer shard 0 then find it busy and
+ * go to another row, as they do for any row being written.  Returns a copy
+ * of the version to update, or NULL when the row is busy.
+ */
+static HeapTuple
+compact_take_base(Relation rel, const CounterDef *def)
+{
+	for (int attempt = 0; attempt < 2; attempt++)
+	{
+		TransactionId inserter = InvalidTransactionId;
+		Buffer		pin = InvalidBuffer;
+		HeapTuple	tuple = shard_fetch_latest(rel, def->id, 0, &inserter, &pin);
+		HeapTupleData locked;
+		Buffer		buffer;
+		TM_FailureData tmfd;
+		TM_Result	result;
+
+		if (tuple == NULL)
+		{
+			/* our own insertion: its next lookup finds it, unlocked but ours */
+			if (shard_create(rel, def, 0, SHARD_OP_ASSIGN, 0, false, true) !=
+				SHARD_WRITTEN)
+				return NULL;
+			CommandCounterIncrement();
+			continue;
+		}
+		if (TransactionIdIsValid(inserter))
+		{
+			ReleaseBuffer(pin);
+			heap_freetuple(tuple);
+			return NULL;
+		}
+		if (TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetRawXmin(tuple->t_data)))
+		{
+			ReleaseBuffer(pin);
+			return tuple;
+		}
+
+		locked.t_self = tuple->t_self;
+		result = heap_lock_tuple(rel, &locked, GetCurrentCommandId(true),
+								 LockTupleNoKeyExclusive, LockWaitSkip, false,
+								 &buffer, &tmfd);
+		ReleaseBuffer(buffer);
+		ReleaseBuffer(pin);
+		if (result != TM_Ok)
+		{
+			heap_freetuple(tuple);
+			return NULL;
+		}
+		return tuple;
+	}
+	return NULL;
+}
+
 /*
  * Folds the shard rows of counter id that no transaction has written since
- * cold_before into its shard 0 row, in the caller's transaction, without
- * ever waiting; returns how many rows it folded.  (Being written.)
+ * cold_before into its base row, shard 0, in the caller's transaction, and
+ * returns how many rows it folded.  It never waits: a counter whose locks
+ * are taken (set(), drop, another compaction) or whose base row is busy is
+ * left for the next pass, and so is a row being written (a transaction in
+ * progress, a prepared one included).
+ *
+ * Exactness: the folded rows' deletions and the base row's new value commit
+ * together, so every snapshot sees each increment exactly once, in a folded
+ * row or in the base.  An increment that comes to a row after its deletion
+ * committed finds no row and creates a new one (shard_create); one that
+ * comes while the deletion is in progress finds the row busy and writes
+ * another.  The counter lock in COUNTER_LOCK_COMPACT mode keeps set() and
+ * drop out (they list rows) but not creators.
  */
 int
 store_compact_counter(CounterId id, TransactionId cold_before)
 {
-	return 0;
+	const StoreOids *oids = store_get_oids();
+	CommandId	cid;
+	CounterDef	def;
+	Relation	rel;
+	bool	   *present;
+	HeapTuple	base;
+	int64		total;
+	int			folded = 0;
+
+	if (!store_lookup_by_id(id, NULL, &def) || def.shards < 2)
+		return 0;
+	rel = table_open(oids->shards, RowExclusiveLock);
+	if (!counter_lock_if_defined(rel, id, COUNTER_LOCK_COMPACT, false))
+	{
+		table_close(rel, RowExclusiveLock);
+		return 0;
+	}
+
+	present = palloc0(def.shards * sizeof(bool));
+	shards_listed(rel, &def, present);
+	base = NULL;
+	for (int32 s = 1; s < def.shards && base == NULL; s++)
+		if (present[s])
+			base = compact_take_base(rel, &def);
+	if (base == NULL)
+	{
+		pfree(present);
+		table_close(rel, RowExclusiveLock);
+		return 0;
+	}
+
+	/* after compact_take_base's own command, if it inserted the row */
+	cid = GetCurrentCommandId(true);
+	total = SHARD_ROW(base)->value;
+	for (int32 s = 1; s < def.shards; s++)
+	{
+		TransactionId inserter = InvalidTransactionId;
+		Buffer		pin = InvalidBuffer;
+		HeapTuple	tuple;
+		int64		sum;
+		TM_FailureData tmfd;
+
+		if (!present[s])
+			continue;
+		tuple = shard_fetch_latest(rel, id, s, &inserter, &pin);
+		if (tuple == NULL)
+			continue;
+		if (!TransactionIdIsValid(inserter) &&
+			shard_is_cold(tuple, cold_before) &&
+			!pg_add_s64_overflow(total, SHARD_ROW(tuple)->value, &sum) &&
+			heap_delete(rel, &tuple->t_self, cid, InvalidSnapshot, false,
+						&tmfd, false) == TM_Ok)
+		{
+			total = sum;
+			folded++;
+		}
+		ReleaseBuffer(pin);
+		heap_freetuple(tuple);
+	}
+
+	if (folded > 0)
+	{
+		TM_FailureData tmfd;
+		LockTupleMode lockmode;
+
+		/* we hold the row (tuple lock or own insertion): this cannot wait */
+		SHARD_ROW(base)->value = total;
+		if (heap_update(rel, &base->t_self, base, cid, InvalidSnapshot, true,
+						&tmfd, &lockmode) != TM_Ok)
+			elog(ERROR, "could not update the base row of counter %d", id);
+		if (!HeapTupleIsHeapOnly(base))
+			insert_index_entries(rel, base, true, UNIQUE_CHECK_YES);
+	}
+	heap_freetuple(base);
+	pfree(present);
+	table_close(rel, RowExclusiveLock);
+	return folded;
 }
 
 /*
  * Whether the installed state tables still have the 1.0 layout (each shard
  * row padded to a page of its own), which the compaction worker leaves
- * alone until ALTER EXTENSION event_stats UPDATE.  (Being written.)
+ * alone until ALTER EXTENSION event_stats UPDATE.
  */
 bool
 store_layout_is_1_0(void)
 {
-	return false;
+	const StoreOids *oids = store_get_oids();
+	Relation	rel = table_open(oids->shards, AccessShareLock);
+	bool		old = shard_rel_has_filler(rel);
+
+	table_close(rel, AccessShareLock);
+	return old;
 }
