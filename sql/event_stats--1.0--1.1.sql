@@ -13,9 +13,10 @@
  * definitions, owners and privileges, tracked tables, the id sequence and
  * the clock (in shared memory and its state file) are left as they are.
  *
- * It holds an ACCESS EXCLUSIVE lock on counter_shards from its first step
- * to its commit: commits that write counters (increments, set(), writes to
- * tracked tables) and reads of counters wait for it, and none fails.
+ * It holds an ACCESS EXCLUSIVE lock on counter_shards from before its
+ * first change to its commit: commits that write counters (increments,
+ * set(), writes to tracked tables) and reads of counters wait for it, and
+ * none fails.
  */
 
 -- complain if script is sourced in psql, rather than via ALTER EXTENSION
@@ -115,19 +116,24 @@ LOCK TABLE event_stats.counter_shards IN ACCESS EXCLUSIVE MODE;
 -- Refused, before anything is changed: a table that is not 1.0's (its
 -- columns were altered by hand), and filler holding anything but blanks
 -- (only the extension writes the table, and always an empty filler):
--- dropping the column would lose it.  Checked after the fold: the sum of
--- every counter folded is what it was.
+-- dropping the column would lose it.  Checked after the fold: each counter
+-- folded has one row, written by this transaction and holding its sum (or
+-- none, for a sum of 0), and no other row but those that transactions
+-- running before the lock may have created since.
 --------------------------------------------------------------------------
 
 DO $$
 DECLARE
+    me xid := pg_catalog.pg_current_xact_id()::xid;
     layout text;
     running xid[];
     locked integer[];
     busy integer[];
     filled bigint;
-    sums_before text;
-    sums_after text;
+    folded_ids integer[];
+    expected text;
+    written text;
+    stray bigint;
 BEGIN
     SELECT pg_catalog.string_agg(a.attname || ' ' || pg_catalog.format_type(a.atttypid, a.atttypmod),
                                  ', ' ORDER BY a.attnum)
@@ -166,9 +172,9 @@ BEGIN
       INTO busy, filled
       FROM event_stats.counter_shards s;
     IF filled > 0 THEN
-        RAISE EXCEPTION 'column filler of event_stats.counter_shards holds data in % rows', filled
+        RAISE EXCEPTION 'column filler of event_stats.counter_shards holds data'
             USING ERRCODE = 'object_not_in_prerequisite_state',
-                  DETAIL = 'The update drops that column; event_stats itself only ever writes blanks there.',
+                  DETAIL = 'Rows with data there: ' || filled || '. The update drops that column; event_stats itself only ever writes blanks there.',
                   HINT = 'Save what the rows hold and set filler to '''' in them, then run ALTER EXTENSION event_stats UPDATE again.';
     END IF;
 
@@ -190,37 +196,42 @@ BEGIN
         UPDATE event_stats.counter_shards s
            SET value = f.total
           FROM folded f
-         WHERE s.counter_id = f.counter_id AND s.shard = f.base
-           AND f.total <> 0 AND s.value <> f.total
+         WHERE s.counter_id = f.counter_id AND s.shard = f.base AND f.total <> 0
     )
-    SELECT pg_catalog.string_agg(t.counter_id || ':' || t.total, ',' ORDER BY t.counter_id)
-               FILTER (WHERE t.total <> 0)
-      INTO sums_before
-      FROM totals t;
+    SELECT coalesce(pg_catalog.array_agg(f.counter_id), '{}'),
+           pg_catalog.string_agg(f.counter_id || ':' || f.total, ',' ORDER BY f.counter_id)
+               FILTER (WHERE f.total <> 0)
+      INTO folded_ids, expected
+      FROM folded f;
 
     -- the rows of 0 of counters out of bigint range
     DELETE FROM event_stats.counter_shards s
      WHERE s.value = 0 AND s.counter_id <> ALL (busy);
 
-    SELECT pg_catalog.string_agg(x.counter_id || ':' || x.total, ',' ORDER BY x.counter_id)
-      INTO sums_after
-      FROM (SELECT s.counter_id, pg_catalog.sum(s.value) AS total
-              FROM event_stats.counter_shards s
-             WHERE s.counter_id <> ALL (busy)
-             GROUP BY s.counter_id) x;
-    IF sums_after IS DISTINCT FROM sums_before THEN
-        RAISE EXCEPTION 'folding the shard rows of event_stats.counter_shards changed a counter''s value'
+    SELECT pg_catalog.string_agg(s.counter_id || ':' || s.value, ',' ORDER BY s.counter_id)
+      INTO written
+      FROM event_stats.counter_shards s
+     WHERE s.xmin = me;
+    SELECT pg_catalog.count(*)
+      INTO stray
+      FROM event_stats.counter_shards s
+     WHERE s.counter_id = ANY (folded_ids) AND s.xmin <> me AND s.xmin <> ALL (running);
+    IF written IS DISTINCT FROM expected OR stray > 0 THEN
+        RAISE EXCEPTION 'folding the shard rows of event_stats.counter_shards went wrong'
             USING ERRCODE = 'internal_error',
-                  DETAIL = 'Sums before: ' || coalesce(sums_before, '(none)')
-                           || '; after: ' || coalesce(sums_after, '(none)') || '.';
+                  DETAIL = 'Sums expected: ' || coalesce(expected, '(none)')
+                           || '; rows written: ' || coalesce(written, '(none)')
+                           || '; rows left over: ' || stray || '.';
     END IF;
 END
 $$;
 
 --------------------------------------------------------------------------
 -- The 1.1 layout: no filler, fillfactor 50.  Dropping the column only
--- hides it; the rewrite below removes its bytes and the dead versions the
--- fold left behind, and packs the rows at the new fillfactor.
+-- hides it; the rewrite below removes its bytes from every row version it
+-- copies and packs them at the new fillfactor.  The versions the fold
+-- replaced are among them (older snapshots may read them), without their
+-- padding; VACUUM removes them.
 --
 -- The rewrite is a CLUSTER, not a rewriting ALTER TABLE (such as ALTER
 -- COLUMN value TYPE bigint USING value + 0), because CLUSTER copies every
@@ -242,6 +253,37 @@ ALTER TABLE event_stats.counter_shards
     SET (fillfactor = 50);
 CLUSTER event_stats.counter_shards USING counter_shards_pkey;
 ALTER TABLE event_stats.counter_shards SET WITHOUT CLUSTER;
+
+--------------------------------------------------------------------------
+-- The library this server runs must read the new layout.  A server keeps
+-- the library it loaded at start: installing 1.1 without a restart leaves
+-- it running the library of 1.0, which refuses a counter_shards without
+-- its filler, so that every commit that writes a counter would fail.
+-- Asked for counter 0, which never exists, a library that reads 1.1
+-- answers that there is no such counter; that of 1.0 raises its layout
+-- error, and the update is undone.  (A server that does not preload the
+-- library runs none that could misread the tables; it loads the installed
+-- one at its next start.)
+--------------------------------------------------------------------------
+
+DO $$
+DECLARE
+    msg text;
+BEGIN
+    PERFORM event_stats.value(0::event_stats.counter);
+EXCEPTION
+    WHEN undefined_object THEN
+        NULL;
+    WHEN object_not_in_prerequisite_state THEN
+        GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+        IF msg LIKE 'table "event_stats.counter_shards" does not have the layout event_stats expects%' THEN
+            RAISE EXCEPTION 'the event_stats library this server has loaded cannot use the tables of 1.1'
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      DETAIL = 'A server keeps the library it loaded at start. This one says: ' || msg,
+                      HINT = 'Restart the server, so that it loads the library of 1.1 installed since (it serves 1.0 databases as well), then run ALTER EXTENSION event_stats UPDATE again.';
+        END IF;
+END
+$$;
 
 --------------------------------------------------------------------------
 -- Comments that changed in 1.1
