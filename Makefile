@@ -19,7 +19,8 @@ OBJS = \
 	src/hlc_clock.o \
 	src/hlc_persist.o \
 	src/hlc_horizon.o \
-	src/hlc_api.o
+	src/hlc_api.o \
+	src/compaction.o
 # Install scripts: 1.0 and 1.1 in full (CREATE EXTENSION ... VERSION), and
 # the update from 1.0 to 1.1 (ALTER EXTENSION event_stats UPDATE).
 DATA = sql/event_stats--1.0.sql sql/event_stats--1.1.sql sql/event_stats--1.0--1.1.sql

@@ -31,6 +31,8 @@
  *						values that may still commit
  *	 hlc_api.c			SQL-callable hlc_now(), hlc_observe(),
  *						unique_timestamp(), hlc_horizon(), hlc_status()
+ *	 compaction.c		the background workers that fold shard rows nobody
+ *						writes any more into each counter's base row
  *
  *-------------------------------------------------------------------------
  */
@@ -55,6 +57,9 @@ typedef int32 CounterId;
 
 /* module.c */
 extern void es_require_preload(void);
+
+/* compaction.c */
+extern void compaction_init(void);
 
 /* xact_dispatch.c */
 extern void xact_dispatch_register(void);

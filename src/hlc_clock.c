@@ -159,7 +159,6 @@ hlc_clock_init(void)
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
-	MarkGUCPrefixReserved("event_stats");
 
 	hlc_persist_register_rmgr();
 

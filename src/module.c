@@ -10,6 +10,10 @@
  * server that does not preload it, or an explicit LOAD), nothing is
  * registered and every SQL-callable function refuses to run.
  *
+ * Preloading also registers the compaction launcher (compaction.c), and
+ * the settings of every part are defined before the event_stats prefix is
+ * reserved, here, so that none of them is taken for a typo.
+ *
  * State: es_preloaded is written once, in _PG_init, before any backend can
  * call into the library, and only read afterwards.
  *
@@ -19,6 +23,7 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "utils/guc.h"
 
 #include "event_stats.h"
 
@@ -40,6 +45,14 @@ _PG_init(void)
 	tracking_register_hooks();
 	hlc_clock_init();
 	hlc_horizon_register_hooks();
+	compaction_init();
+
+	/*
+	 * Last, once every part has defined its settings: this drops the
+	 * placeholders of any other event_stats.* name (a typo in
+	 * postgresql.conf) with a warning, and refuses new ones.
+	 */
+	MarkGUCPrefixReserved("event_stats");
 }
 
 /*
