@@ -75,6 +75,34 @@ BEGIN
 END
 $$;
 
+--------------------------------------------------------------------------
+-- The lock, taken when the table is free rather than by queueing for it,
+-- for two seconds at most.  A commit writes its counters one after the
+-- other and releases the table's lock after each; one that has written a
+-- counter's row and asks for the lock again, for its next counter, queues
+-- behind a waiting request of this update, while another commit that holds
+-- the lock waits for that row.  The deadlock detector breaks such a cycle
+-- by letting the first commit go ahead after deadlock_timeout, once per
+-- counter it has left: under load, the update and every commit queued
+-- behind it waited tens of seconds so.  A request that does not queue
+-- forms no such cycle, and the table is free between commits' writes.  On
+-- a table that is never free for two seconds the update queues after all
+-- (lock_timeout applies).
+--------------------------------------------------------------------------
+
+DO $$
+BEGIN
+    FOR attempt IN 1 .. 2000 LOOP
+        BEGIN
+            LOCK TABLE event_stats.counter_shards IN ACCESS EXCLUSIVE MODE NOWAIT;
+            RETURN;
+        EXCEPTION WHEN lock_not_available THEN
+            PERFORM pg_catalog.pg_sleep(0.001);
+        END;
+    END LOOP;
+END
+$$;
+
 LOCK TABLE event_stats.counter_shards IN ACCESS EXCLUSIVE MODE;
 
 --------------------------------------------------------------------------
@@ -91,17 +119,18 @@ LOCK TABLE event_stats.counter_shards IN ACCESS EXCLUSIVE MODE;
 -- The library of 1.0 made every row of a counter with the counter, but
 -- the library of 1.1 creates rows only when it writes them, in 1.0
 -- databases too, so a counter may have no shard 0 row.  Its sum then goes
--- into its lowest row (compaction moves it to shard 0 later): inserting a
+-- into its lowest row, which serves as well (a counter that one backend
+-- alone wrote has its one row elsewhere than shard 0 too): inserting a
 -- shard 0 row here could meet an insertion of that row in progress, which
 -- this transaction cannot see, and would have to wait for it.
 --
 -- Counters with a change in progress keep their rows.  The lock keeps new
 -- writers out, but a commit releases the table's lock as soon as it has
--- written its rows, before it is committed, and a prepared transaction
--- wrote its increments at PREPARE: their changes can be in progress under
--- the lock, and the fold must neither wait for them (a commit that writes
--- a second counter waits for this lock: a deadlock; a prepared one may
--- never end) nor fold around them (an UPDATE or DELETE that meets a row
+-- written its rows, before it is committed, a prepared transaction wrote
+-- its increments at PREPARE, and drop_counter() deleted the rows at once:
+-- their changes can be in progress under the lock, and the fold must
+-- neither wait for them (a commit that writes a second counter waits for
+-- this lock: a deadlock; a prepared one may never end) nor fold around them (an UPDATE or DELETE that meets a row
 -- changed by a transaction that commits meanwhile acts on the new version:
 -- a DELETE would drop an increment the sum did not include).  So first the
 -- transactions running now are listed; after that, since no new one can
