@@ -21,7 +21,9 @@ OBJS = \
 	src/hlc_horizon.o \
 	src/hlc_api.o \
 	src/compaction.o
-DATA = sql/event_stats--1.0.sql
+# Install scripts: 1.0 and 1.1 in full (CREATE EXTENSION ... VERSION), and
+# the update from 1.0 to 1.1 (ALTER EXTENSION event_stats UPDATE).
+DATA = sql/event_stats--1.0.sql sql/event_stats--1.1.sql sql/event_stats--1.0--1.1.sql
 PGFILEDESC = "event_stats - sharded counters, row counts and a hybrid logical clock"
 
 # -Wextra's unused-parameter fires inside PostgreSQL's own headers (and on

@@ -276,7 +276,7 @@ CREATE FUNCTION event_stats.create_counter(name text, shards integer DEFAULT NUL
     AS 'MODULE_PATHNAME', 'es_create_counter'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
 COMMENT ON FUNCTION event_stats.create_counter(text, integer) IS
-    'Creates a sharded counter with at most shards shard rows (default: one per backend that can exist, MaxBackends), each created by the first commit that writes it; errors: 42710 name taken, 42602 / 42622 empty or over 63 bytes, 22023 shards out of range, 22004 NULL';
+    'Creates a sharded counter; by default with one shard per backend that can exist';
 
 CREATE FUNCTION event_stats.drop_counter(event_stats.counter)
     RETURNS void

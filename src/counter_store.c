@@ -398,7 +398,8 @@ store_check_layout(Oid relid, const char *relname, int natts, const Oid *types,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("table \"%s.%s\" does not have the layout event_stats expects",
 						ES_SCHEMA, relname),
-				 errhint("Recreate the extension with DROP EXTENSION and CREATE EXTENSION.")));
+				 errdetail("This library reads the layouts of versions 1.0 and 1.1."),
+				 errhint("If the server still runs an older event_stats library, restart it; compare the table with the extension's install script before changing anything, since dropping the extension drops every counter.")));
 }
 
 /*

@@ -11,6 +11,11 @@
 # A standby session that has already resolved a counter name must see a
 # drop and re-creation replayed from the primary (the definition caches are
 # invalidated on the standby too).
+#
+# Then the primary fails (stopped in immediate mode) and the standby is
+# promoted: compaction, off on the primary so that the shard rows of the
+# burst are still there, starts on the promoted server once recovery is
+# over, folds every counter into one row, and the values stay exact.
 
 use strict;
 use warnings;
@@ -27,7 +32,8 @@ my $clients = 32;
 my $primary = event_stats_node(
 	'primary',
 	init => { allows_streaming => 1 },
-	max_connections => 80);
+	max_connections => 80,
+	'event_stats.compaction' => 'off');
 
 create_events_schema($primary, 'postgres');
 $primary->safe_psql(
@@ -42,7 +48,8 @@ my $standby = PostgreSQL::Test::Cluster->new('standby');
 $standby->init_from_backup($primary, 'base', has_streaming => 1);
 # max_connections must be at least the primary's on a hot standby; the
 # library is preloaded here too
-event_stats_conf($standby, max_connections => 80);
+event_stats_conf($standby, max_connections => 80,
+	'event_stats.compaction_naptime' => 1);
 $standby->start;
 
 is($standby->safe_psql('postgres', 'SELECT pg_is_in_recovery()'),
@@ -165,6 +172,30 @@ $primary->safe_psql('postgres',
 $view = same_on_both('after a last increment');
 like($view, qr/^events_total\|\d+\|6402\|\d+$/m, 'events_total is 6402 on both');
 
+# Failover: the primary dies, the standby is promoted.
+my $rows_before = $standby->safe_psql('postgres',
+	q{SELECT count(*) FROM event_stats.counter_shards
+	   WHERE counter_id = 'events_total'::event_stats.counter::int});
+cmp_ok($rows_before, '>', 1,
+	"events_total has $rows_before shard rows before the failover");
+$primary->stop('immediate');
+$standby->promote;
+ok( $standby->poll_query_until(
+		'postgres', q{
+	SELECT count(*) = count(DISTINCT counter_id) FROM event_stats.counter_shards}),
+	'the promoted server compacts: one shard row per counter');
+is( $standby->safe_psql(
+		'postgres', q{
+	SELECT format('%s %s', count(*), event_stats.value('events_total')) FROM events}),
+	'6402 6402',
+	'after promotion and compaction, events_total still equals count(*)');
+$standby->safe_psql('postgres',
+	q{INSERT INTO events(payload) VALUES ('promoted'); SELECT event_stats.increment('events_total');});
+is( $standby->safe_psql(
+		'postgres', q{
+	SELECT format('%s %s', count(*), event_stats.value('events_total')) FROM events}),
+	'6403 6403',
+	'the promoted server takes increments');
+
 $standby->stop;
-$primary->stop;
 done_testing();

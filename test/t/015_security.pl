@@ -290,9 +290,9 @@ CREATE TABLE public.secret (id int);
 ALTER TABLE public.secret OWNER TO alice;
 });
 
-# The look-alikes: the extension's tables, sequence and indexes, by name,
-# with $name_type for counter_definitions.name, and tracked_tables naming
-# alice's table.
+# The look-alikes: the extension's tables (in the layout of 1.1), sequence
+# and indexes, by name, with $name_type for counter_definitions.name, and
+# tracked_tables naming alice's table.
 sub make_lookalikes
 {
 	my ($name_type, $name) = @_;
@@ -311,8 +311,7 @@ CREATE TABLE event_stats.counter_shards (
     counter_id  integer NOT NULL,
     shard       integer NOT NULL,
     value       bigint NOT NULL,
-    filler      char(380) NOT NULL DEFAULT '',
-    PRIMARY KEY (counter_id, shard)) WITH (fillfactor = 10);
+    PRIMARY KEY (counter_id, shard)) WITH (fillfactor = 50);
 CREATE TABLE event_stats.tracked_tables (
     relid         regclass PRIMARY KEY,
     counter_id    integer NOT NULL UNIQUE,

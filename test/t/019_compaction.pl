@@ -62,20 +62,6 @@ my $node = event_stats_node(
 	'event_stats.compaction_naptime' => '1s');
 
 create_events_schema($node, 'postgres', amcheck => 1);
-# Compaction leaves the 1.0 layout alone (each shard row padded onto a page
-# of its own by a live filler column; see f.).  Until the default version
-# has the newer layout, drop the filler here, which the library reads as
-# the newer layout (filler dropped or absent).
-if ($node->safe_psql(
-		'postgres', q{
-SELECT count(*) FROM pg_attribute
- WHERE attrelid = 'event_stats.counter_shards'::regclass
-   AND attname = 'filler' AND NOT attisdropped}) eq '1')
-{
-	note 'the default version has the 1.0 layout: filler dropped';
-	$node->safe_psql('postgres',
-		'ALTER TABLE event_stats.counter_shards DROP COLUMN filler');
-}
 $node->safe_psql(
 	'postgres', qq{
 CREATE TABLE ledger (id bigserial PRIMARY KEY, counter text NOT NULL,
