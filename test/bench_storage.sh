@@ -522,7 +522,7 @@ if ! skipped value; then
       now_rows=$(all_rows_of new)
       if [ "$now_rows" != "$rows" ]; then rows=$now_rows; last_change=$(date +%s); fi
     done
-    COMPACT_NOTE="after event_stats.compaction_naptime = 1: $(all_rows_of new) shard rows after $(($(date +%s) - start)) s"
+    COMPACT_NOTE="after event_stats.compaction_naptime = 1: $(nrows "$(all_rows_of new)") after $(($(date +%s) - start)) s"
     es_log "NEW: $COMPACT_NOTE"
     [ "$(on new "SELECT event_stats.value('v64')")" = "$WRITERS" ] || fail "NEW: value('v64') changed by compaction"
     on new "VACUUM event_stats.counter_shards" >/dev/null
@@ -547,6 +547,7 @@ ratio() { load_ratio "$@"; }
 f0() { awk -v x="$1" 'BEGIN { printf "%.0f", x }'; }
 f1() { awk -v x="$1" 'BEGIN { printf "%.1f", x }'; }
 f2() { awk -v x="$1" 'BEGIN { printf "%.2f", x }'; }
+nrows() { if [ "$1" = 1 ]; then echo "1 row"; else echo "$1 rows"; fi; }
 ms_or() { if [ -n "$1" ]; then echo "$1 ms"; else echo "not measured"; fi; }
 # commit_cell MS N -- "MS ms (µs per counter)", or "not measured" for 0
 commit_cell() {
@@ -669,13 +670,13 @@ if ! skipped value; then
   vn=$(mcol "$VALUES" '$1 == "new" && $2 == "before"' 4)
   ro=$(mcol "$VALUES" '$1 == "old" && $2 == "before"' 5)
   rn=$(mcol "$VALUES" '$1 == "new" && $2 == "before"' 5)
-  echo "| before compaction | $(f2 "$vo") µs ($ro rows) | $(f2 "$vn") µs ($rn rows) | $(ratio "$vn" "$vo") |"
+  echo "| before compaction | $(f2 "$vo") µs ($(nrows "$ro")) | $(f2 "$vn") µs ($(nrows "$rn")) | $(ratio "$vn" "$vo") |"
   if [ "$HAS_COMPACTION" = yes ]; then
     vo=$(mcol "$VALUES" '$1 == "old" && $2 == "after"' 4)
     vn=$(mcol "$VALUES" '$1 == "new" && $2 == "after"' 4)
     ro=$(mcol "$VALUES" '$1 == "old" && $2 == "after"' 5)
     rn=$(mcol "$VALUES" '$1 == "new" && $2 == "after"' 5)
-    echo "| after compaction (OLD has none) | $(f2 "$vo") µs ($ro rows) | $(f2 "$vn") µs ($rn rows) | $(ratio "$vn" "$vo") |"
+    echo "| after compaction (OLD has none) | $(f2 "$vo") µs ($(nrows "$ro")) | $(f2 "$vn") µs ($(nrows "$rn")) | $(ratio "$vn" "$vo") |"
   else
     echo "| after compaction | - | not measured: this build has no event_stats.compaction_naptime | - |"
   fi
