@@ -184,6 +184,7 @@ shard_rows() { on "$1" "SELECT count(*) FROM event_stats.counter_shards"; }
 # order ROUND -- the servers in the order of that round (alternating)
 order() { if (($1 % 2)); then echo new old; else echo old new; fi; }
 label() { if [ "$1" = old ]; then echo "OLD"; else echo "NEW"; fi; }
+nrows() { if [ "$1" = 1 ]; then echo "1 row"; else echo "$1 rows"; fi; }
 # fmtn N -- 1234567 -> 1,234,567
 fmtn() { awk -v n="$1" 'BEGIN { s = sprintf("%.0f", n); r = "";
   while (length(s) > 3) { r = "," substr(s, length(s) - 2) r; s = substr(s, 1, length(s) - 3) }
@@ -547,7 +548,6 @@ ratio() { load_ratio "$@"; }
 f0() { awk -v x="$1" 'BEGIN { printf "%.0f", x }'; }
 f1() { awk -v x="$1" 'BEGIN { printf "%.1f", x }'; }
 f2() { awk -v x="$1" 'BEGIN { printf "%.2f", x }'; }
-nrows() { if [ "$1" = 1 ]; then echo "1 row"; else echo "$1 rows"; fi; }
 ms_or() { if [ -n "$1" ]; then echo "$1 ms"; else echo "not measured"; fi; }
 # commit_cell MS N -- "MS ms (µs per counter)", or "not measured" for 0
 commit_cell() {
