@@ -52,7 +52,8 @@
 #     1.0, from git archive) and NEW (this tree) first; 0 uses what is
 #     installed.
 #   BENCH_PORT (54790: OLD, +1: NEW), BENCH_DURATION (10), BENCH_ROUNDS (3),
-#   BENCH_CLIENTS ("32 64"), BENCH_JOBS (2), BENCH_SAMPLE_MS (10),
+#   BENCH_CLIENTS ("32 64"), BENCH_ISOLATIONS ("rc rr"), BENCH_MODES
+#   ("simple prepared"), BENCH_JOBS (2), BENCH_SAMPLE_MS (10),
 #   BENCH_OLD_SIZES ("1 64 1000"), BENCH_NEW_SIZES ("1 64 1000 100000
 #   1000000"), BENCH_VIEW_SIZES ("1000 100000"), BENCH_CREATE_OLD (1000),
 #   BENCH_CREATE_NEW (10000), BENCH_COMMIT_SIZES ("1000 2000 4000"),
@@ -89,8 +90,8 @@ DISK_GB=${BENCH_DISK_GB:-12}
 SKIP=${BENCH_SKIP:-}
 KEEP=${BENCH_KEEP:-0}
 MAX_CONNECTIONS=200
-ISOLATIONS="rc rr"
-MODES="simple prepared"
+ISOLATIONS=${BENCH_ISOLATIONS:-rc rr}
+MODES=${BENCH_MODES:-simple prepared}
 SERVERS=(old new)
 BATCH=100000 # counters created, or written, per transaction
 
@@ -100,6 +101,10 @@ for v in PORT DURATION ROUNDS JOBS SAMPLE_MS CREATE_OLD CREATE_NEW VALUE_CALLS \
 done
 for n in $CLIENTS_LIST $OLD_SIZES $NEW_SIZES $VIEW_SIZES $COMMIT_SIZES; do
   [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "'$n' is not a positive integer" >&2; exit 2; }
+done
+for i in $ISOLATIONS; do load_isolation_name "$i" >/dev/null || exit 2; done
+for m in $MODES; do
+  case $m in simple | extended | prepared) ;; *) echo "BENCH_MODES: '$m' is not a pgbench -M mode" >&2; exit 2 ;; esac
 done
 skipped() { [[ " $SKIP " == *" $1 "* ]]; }
 broke=0
