@@ -318,8 +318,8 @@ COMMENT ON FUNCTION event_stats.set(event_stats.counter, bigint) IS
 -- Compaction.  A background worker of the library folds each counter's
 -- rows of shards no longer written into its shard 0 row, so that value()
 -- reads few rows however many backends once wrote the counter.  It has no
--- SQL interface yet; one would be declared here (and in the upgrade
--- script from 1.0).
+-- SQL objects: the settings event_stats.compaction (on/off) and
+-- event_stats.compaction_naptime (seconds between passes) govern it.
 
 --------------------------------------------------------------------------
 -- Owners and privileges of counters, the way sequences have them: the

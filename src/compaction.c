@@ -29,7 +29,7 @@
  *	 - the per-database worker, dynamic and short-lived: it connects to one
  *	   database, returns at once where the extension is not installed or
  *	   still has the 1.0 layout, otherwise lists the counters that have
- *	   more than one shard row, one of them cold (worker_list_candidates),
+ *	   a cold shard row besides shard 0 (worker_list_candidates),
  *	   and calls store_compact_counter() for each, committing every
  *	   COMPACTION_BATCH counters so that a pass never holds a long
  *	   transaction (nor a long snapshot), and exits.  A counter whose
@@ -490,26 +490,36 @@ worker_may_compact(void)
  * to do in this database.  *dbname is set to the database's name, in cxt
  * too.
  *
- * A candidate has more than one shard row (with one there is nothing to
- * fold into), one of them, not shard 0, cold in this snapshot: its xmin
+ * A candidate has a shard row other than shard 0 that is cold in this
+ * snapshot (a counter's only row too: folded, it becomes a base row on one
+ * of the table's first pages, see store_compact_counter): its xmin
  * precedes cold_before, which age() tells without wrapping around, both
  * ages being taken from the same transaction id.  This is only a sieve,
  * read with an MVCC snapshot; store_compact_counter looks at the newest
  * versions itself.  It spares busy counters, all of whose rows are written
  * all the time, a call that would lock (or create) their base row for
  * nothing at every pass.
+ *
+ * A counter left with its base row alone is a candidate too when that row
+ * sits on page *move_above or later: twice the pages the table's live rows
+ * would take inserted afresh.  store_compact_counter moves such a row to a
+ * lower page with room, so that the pages at the end empty out and VACUUM
+ * can truncate them.  Rows a pass deletes can be pruned (and their room
+ * used) only once no snapshot sees them, so a table emptied by churn comes
+ * down over two or three passes.
  */
 static CounterId *
 worker_list_candidates(MemoryContext cxt, TransactionId cold_before, int *n,
-					   char **dbname)
+					   char **dbname, BlockNumber *move_above)
 {
 	CounterId  *ids = NULL;
 	char	   *name;
-	Oid			argtypes[1] = {XIDOID};
-	Datum		args[1];
+	Oid			argtypes[2] = {XIDOID, INT4OID};
+	Datum		args[2];
 	int			ret;
 
 	*n = 0;
+	*move_above = InvalidBlockNumber;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -523,13 +533,21 @@ worker_list_candidates(MemoryContext cxt, TransactionId cold_before, int *n,
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		args[0] = TransactionIdGetDatum(cold_before);
-		ret = SPI_execute_with_args("SELECT counter_id"
-									"  FROM event_stats.counter_shards"
+		args[1] = Int32GetDatum(store_shard_rows_per_page());
+		ret = SPI_execute_with_args("WITH s AS ("
+									"  SELECT counter_id, shard, xmin,"
+									"         (ctid::text::point)[0] AS block"
+									"    FROM event_stats.counter_shards),"
+									" h AS ("
+									"  SELECT 2 * ceil(count(*)::float8 / $2) AS high FROM s)"
+									"SELECT counter_id, (SELECT high FROM h)::int8"
+									"  FROM s"
 									" GROUP BY counter_id"
-									" HAVING count(*) > 1"
-									"    AND bool_or(shard <> 0 AND age(xmin) > age($1))"
+									" HAVING bool_or(shard <> 0 AND age(xmin) > age($1))"
+									"     OR (bool_and(shard = 0) AND"
+									"         max(block) >= (SELECT high FROM h))"
 									" ORDER BY counter_id",
-									1, argtypes, args, NULL, true, 0);
+									2, argtypes, args, NULL, true, 0);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "SPI_execute failed: error code %d", ret);
 		if (SPI_processed > 0)
@@ -543,6 +561,11 @@ worker_list_candidates(MemoryContext cxt, TransactionId cold_before, int *n,
 
 				if (!isnull)
 					ids[(*n)++] = DatumGetInt32(d);
+				d = SPI_getbinval(SPI_tuptable->vals[i],
+								  SPI_tuptable->tupdesc, 2, &isnull);
+				if (!isnull)
+					*move_above = (BlockNumber) Min(DatumGetInt64(d),
+													MaxBlockNumber);
 			}
 		}
 		SPI_finish();
@@ -559,7 +582,7 @@ worker_list_candidates(MemoryContext cxt, TransactionId cold_before, int *n,
  * counter its compaction.  A cancel request still ends the worker.
  */
 static int
-worker_compact_one(CounterId id, TransactionId cold_before)
+worker_compact_one(CounterId id, TransactionId cold_before, BlockNumber move_above)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -569,7 +592,7 @@ worker_compact_one(CounterId id, TransactionId cold_before)
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		folded = store_compact_counter(id, cold_before);
+		folded = store_compact_counter(id, cold_before, move_above);
 		ReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();
@@ -615,6 +638,7 @@ compaction_worker_main(Datum main_arg)
 	Oid			dboid = DatumGetObjectId(main_arg);
 	FullTransactionId cold_before;
 	TransactionId cold_xid;
+	BlockNumber move_above;
 	MemoryContext cxt;
 	CounterId  *ids;
 	int			nids;
@@ -654,7 +678,8 @@ compaction_worker_main(Datum main_arg)
 					 "a batch's subtransactions would overflow the subxid cache");
 	cxt = AllocSetContextCreate(TopMemoryContext, "event_stats compaction",
 								ALLOCSET_DEFAULT_SIZES);
-	ids = worker_list_candidates(cxt, cold_xid, &nids, &dbname);
+	ids = worker_list_candidates(cxt, cold_xid, &nids, &dbname, &move_above);
+	store_compact_begin_pass();
 
 	for (int first = 0; first < nids && !stopped; first += COMPACTION_BATCH)
 	{
@@ -682,7 +707,7 @@ compaction_worker_main(Datum main_arg)
 			int			n;
 
 			CHECK_FOR_INTERRUPTS();
-			n = worker_compact_one(ids[i], cold_xid);
+			n = worker_compact_one(ids[i], cold_xid, move_above);
 			if (n > 0)
 			{
 				counters++;

@@ -1625,6 +1625,90 @@ shard_is_cold(HeapTuple tuple, TransactionId cold_before)
 }
 
 /*
+ * Where compaction puts base rows: the lowest page with room for a new row,
+ * searched upwards from compact_low_block.  Base rows are what is left
+ * once a counter's other rows are folded, so keeping them on the first
+ * pages lets VACUUM give the emptied pages at the end of the table back to
+ * the file system (it truncates only trailing empty pages).  Dead versions
+ * are pruned as the search goes (compact_prune_page).  Pages below compact_low_block were found full earlier in this
+ * pass, so a pass reads each page at most once; it is local to the
+ * compacting backend and reset by store_compact_begin_pass.
+ */
+static BlockNumber compact_low_block = 0;
+
+void
+store_compact_begin_pass(void)
+{
+	compact_low_block = 0;
+}
+
+/*
+ * How many shard rows a page of counter_shards takes when they are
+ * inserted afresh, at the table's fillfactor: the compaction worker's
+ * measure of how many pages the live rows need.
+ */
+int
+store_shard_rows_per_page(void)
+{
+	const StoreOids *oids = store_get_oids();
+	Relation	rel = table_open(oids->shards, AccessShareLock);
+	HeapTuple	model = shard_tuple(rel, 0, 0, 0);
+	Size		usable = BLCKSZ - SizeOfPageHeaderData -
+		RelationGetTargetPageFreeSpace(rel, HEAP_DEFAULT_FILLFACTOR);
+	int			rows = usable / (MAXALIGN(model->t_len) + sizeof(ItemIdData));
+
+	heap_freetuple(model);
+	table_close(rel, AccessShareLock);
+	return Max(rows, 1);
+}
+
+/*
+ * Prunes a page whose dead row versions no one can see any more, if it can
+ * be had without waiting.  heap_page_prune_opt would not: it prunes only a
+ * page with less free room than the fillfactor keeps, and inserts stop
+ * just short of that (they need the row's room on top), so a page emptied
+ * by deletions would stay full of dead versions until VACUUM.
+ */
+static void
+compact_prune_page(Relation rel, Buffer buffer)
+{
+	TransactionId prune_xid = ((PageHeader) BufferGetPage(buffer))->pd_prune_xid;
+	GlobalVisState *vistest;
+	int			nnewlpdead;
+
+	if (!TransactionIdIsValid(prune_xid))
+		return;
+	vistest = GlobalVisTestFor(rel);
+	if (!GlobalVisTestIsRemovableXid(vistest, prune_xid) ||
+		!ConditionalLockBufferForCleanup(buffer))
+		return;
+	heap_page_prune(rel, buffer, InvalidTransactionId, vistest,
+					InvalidTransactionId, 0, &nnewlpdead, NULL);
+	LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
+}
+
+static BlockNumber
+compact_find_low_block(Relation rel, Size len, BlockNumber below)
+{
+	Size		needed = MAXALIGN(len) + sizeof(ItemIdData) +
+		RelationGetTargetPageFreeSpace(rel, HEAP_DEFAULT_FILLFACTOR);
+
+	for (; compact_low_block < below; compact_low_block++)
+	{
+		Buffer		buffer = ReadBuffer(rel, compact_low_block);
+		Size		free;
+
+		compact_prune_page(rel, buffer);
+		LockBuffer(buffer, BUFFER_LOCK_SHARE);
+		free = PageGetHeapFreeSpace(BufferGetPage(buffer));
+		UnlockReleaseBuffer(buffer);
+		if (free >= needed)
+			return compact_low_block;
+	}
+	return InvalidBlockNumber;
+}
+
+/*
  * Makes sure the counter's base row, shard 0, exists and that no one else
  * can write it before we end: an existing row is locked with a tuple lock
  * (skipped, not waited for), a missing one is inserted with value 0 and is
@@ -1647,7 +1731,14 @@ compact_take_base(Relation rel, const CounterDef *def)
 
 		if (tuple == NULL)
 		{
+			HeapTuple	model = shard_tuple(rel, def->id, 0, 0);
+			BlockNumber low = compact_find_low_block(rel, model->t_len,
+													 RelationGetNumberOfBlocks(rel));
+
 			/* our own insertion: its next lookup finds it, unlocked but ours */
+			if (BlockNumberIsValid(low))
+				RelationSetTargetBlock(rel, low);
+			heap_freetuple(model);
 			if (shard_create(rel, def, 0, SHARD_OP_ASSIGN, 0, false, true) !=
 				SHARD_WRITTEN)
 				return NULL;
@@ -1685,7 +1776,9 @@ compact_take_base(Relation rel, const CounterDef *def)
 /*
  * Folds the shard rows of counter id that no transaction has written since
  * cold_before into its base row, shard 0, in the caller's transaction, and
- * returns how many rows it folded.  It never waits: a counter whose locks
+ * returns how many rows it folded.  The base row, when it is written, moves
+ * to a lower page with room if there is one; so does a base row on page
+ * move_above or later (InvalidBlockNumber: none), folded or not.  It never waits: a counter whose locks
  * are taken (set(), drop, another compaction) or whose base row is busy is
  * left for the next pass, and so is a row being written (a transaction in
  * progress, a prepared one included).
@@ -1699,7 +1792,8 @@ compact_take_base(Relation rel, const CounterDef *def)
  * drop out (they list rows) but not creators.
  */
 int
-store_compact_counter(CounterId id, TransactionId cold_before)
+store_compact_counter(CounterId id, TransactionId cold_before,
+					  BlockNumber move_above)
 {
 	const StoreOids *oids = store_get_oids();
 	CommandId	cid;
@@ -1722,8 +1816,8 @@ store_compact_counter(CounterId id, TransactionId cold_before)
 	present = palloc0(def.shards * sizeof(bool));
 	shards_listed(rel, &def, present);
 	base = NULL;
-	for (int32 s = 1; s < def.shards && base == NULL; s++)
-		if (present[s])
+	for (int32 s = 0; s < def.shards && base == NULL; s++)
+		if (present[s] && (s > 0 || BlockNumberIsValid(move_above)))
 			base = compact_take_base(rel, &def);
 	if (base == NULL)
 	{
@@ -1761,18 +1855,42 @@ store_compact_counter(CounterId id, TransactionId cold_before)
 		heap_freetuple(tuple);
 	}
 
-	if (folded > 0)
+	if (folded > 0 ||
+		(BlockNumberIsValid(move_above) &&
+		 ItemPointerGetBlockNumber(&base->t_self) >= move_above))
 	{
 		TM_FailureData tmfd;
 		LockTupleMode lockmode;
+		BlockNumber low = compact_find_low_block(rel, base->t_len,
+												 ItemPointerGetBlockNumber(&base->t_self));
 
-		/* we hold the row (tuple lock or own insertion): this cannot wait */
+		/*
+		 * We hold the row (tuple lock or own insertion): neither the update
+		 * nor the delete can wait.  A base row with room for it on a lower
+		 * page moves there (delete, then insert under the same key, which
+		 * nobody else can be inserting: the row is ours until we end).
+		 */
 		SHARD_ROW(base)->value = total;
-		if (heap_update(rel, &base->t_self, base, cid, InvalidSnapshot, true,
-						&tmfd, &lockmode) != TM_Ok)
-			elog(ERROR, "could not update the base row of counter %d", id);
-		if (!HeapTupleIsHeapOnly(base))
-			insert_index_entries(rel, base, true, UNIQUE_CHECK_YES);
+		if (BlockNumberIsValid(low))
+		{
+			HeapTuple	moved = shard_tuple(rel, id, 0, total);
+
+			if (heap_delete(rel, &base->t_self, cid, InvalidSnapshot, true,
+							&tmfd, false) != TM_Ok)
+				elog(ERROR, "could not move the base row of counter %d", id);
+			RelationSetTargetBlock(rel, low);
+			simple_heap_insert(rel, moved);
+			insert_index_entries(rel, moved, false, UNIQUE_CHECK_YES);
+			heap_freetuple(moved);
+		}
+		else
+		{
+			if (heap_update(rel, &base->t_self, base, cid, InvalidSnapshot, true,
+							&tmfd, &lockmode) != TM_Ok)
+				elog(ERROR, "could not update the base row of counter %d", id);
+			if (!HeapTupleIsHeapOnly(base))
+				insert_index_entries(rel, base, true, UNIQUE_CHECK_YES);
+		}
 	}
 	heap_freetuple(base);
 	pfree(present);

@@ -98,7 +98,10 @@ extern int64 store_sum_shards(const CounterDef *def, Snapshot snapshot,
 extern void store_add_to_shards(const CounterDef *def, int64 delta);
 extern void store_reset_shards(const CounterDef *def, int64 value);
 extern bool store_layout_is_1_0(void);
-extern int	store_compact_counter(CounterId id, TransactionId cold_before);
+extern int	store_compact_counter(CounterId id, TransactionId cold_before,
+								  BlockNumber move_above);
+extern void store_compact_begin_pass(void);
+extern int	store_shard_rows_per_page(void);
 
 /* counter_pending.c */
 extern void pending_flush(void);

@@ -48,7 +48,9 @@ my $standby = PostgreSQL::Test::Cluster->new('standby');
 $standby->init_from_backup($primary, 'base', has_streaming => 1);
 # max_connections must be at least the primary's on a hot standby; the
 # library is preloaded here too
+# (its postgresql.conf, copied from the primary's, turns compaction off)
 event_stats_conf($standby, max_connections => 80,
+	'event_stats.compaction' => 'on',
 	'event_stats.compaction_naptime' => 1);
 $standby->start;
 
