@@ -29,7 +29,8 @@ our @EXPORT = qw(
   tracking_tables_sql tracking_prefill_sql tracking_scripts tracking_counters
   events_id wait_for_events_id
   rows_and_value check_tracked_exact
-  start_command finish_command start_psql_script
+  start_command finish_command start_psql_script psql_verbose
+  drop_counters_in_batches
   kill_postmaster_and_children
   start_hlc_streams wait_for_hlc_streams finish_hlc_streams take_hlc_values
   check_new_hlc_values
@@ -758,6 +759,47 @@ SELECT current::bigint, high_water_mark::bigint,
 		  refused_observations text)
 	} = split /\|/, $row, 7;
 	return \%st;
+}
+
+
+# Runs $sql in database $db of $node as the superuser, or as role
+# $opt{user}, with VERBOSITY=verbose (so messages carry their SQLSTATE):
+# the list (exit status, stdout, stderr).  Never dies, so that every check
+# runs even on broken code.
+sub psql_verbose
+{
+	my ($node, $db, $sql, %opt) = @_;
+	my ($out, $err) = ('', '');
+	my $ret = $node->psql(
+		$db, $sql,
+		stdout => \$out,
+		stderr => \$err,
+		extra_params => [
+			'-v', 'VERBOSITY=verbose',
+			defined $opt{user} ? ('-U', $opt{user}) : ()
+		]);
+	return ($ret, $out, $err);
+}
+
+# Drops the counters named $prefix || g for g in $from .. $to (by $step),
+# committing every 1000: a drop locks its counter to the end of its
+# transaction, as DROP TABLE locks its table.
+sub drop_counters_in_batches
+{
+	my ($node, $db, $prefix, $from, $to, $step) = @_;
+	$step //= 1;
+	$node->safe_psql(
+		$db, qq{
+	DO \$\$
+	BEGIN
+		FOR g IN $from .. $to BY $step LOOP
+			PERFORM event_stats.drop_counter(('$prefix' || g)::event_stats.counter);
+			IF g % 1000 = $from % 1000 THEN
+				COMMIT;
+			END IF;
+		END LOOP;
+	END \$\$;});
+	return;
 }
 
 1;

@@ -67,23 +67,8 @@ my $node = event_stats_node(
 
 # --- helpers -------------------------------------------------------------
 
-# Runs $sql in database $db as the superuser, or as role $opt{user}, with
-# ON_ERROR_STOP and VERBOSITY=verbose: the list (exit status, stdout,
-# stderr).  Never dies, so that every check runs even on broken code.
-sub run_sql
-{
-	my ($db, $sql, %opt) = @_;
-	my ($out, $err) = ('', '');
-	my $ret = $node->psql(
-		$db, $sql,
-		stdout => \$out,
-		stderr => \$err,
-		extra_params => [
-			'-v', 'VERBOSITY=verbose',
-			defined $opt{user} ? ('-U', $opt{user}) : ()
-		]);
-	return ($ret, $out, $err);
-}
+# psql with SQLSTATEs in its messages: (exit status, stdout, stderr)
+sub run_sql { return psql_verbose($node, @_); }
 
 # The SQLSTATE of the first error in psql's stderr ('none' without one).
 sub sqlstate_of

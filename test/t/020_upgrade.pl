@@ -81,21 +81,8 @@ my $node = event_stats_node(
 	fsync => 'on',
 	'event_stats.compaction' => 'off');
 
-# psql with error codes in its messages: (exit status, stdout, stderr)
-sub run_sql
-{
-	my ($db, $sql, %opt) = @_;
-	my ($out, $err) = ('', '');
-	my $ret = $node->psql(
-		$db, $sql,
-		stdout => \$out,
-		stderr => \$err,
-		extra_params => [
-			'-v', 'VERBOSITY=verbose',
-			defined $opt{user} ? ('-U', $opt{user}) : ()
-		]);
-	return ($ret, $out, $err);
-}
+# psql with SQLSTATEs in its messages: (exit status, stdout, stderr)
+sub run_sql { return psql_verbose($node, @_); }
 
 # One test: $sql fails with SQLSTATE $state and a message matching $msg.
 sub fails_with

@@ -102,18 +102,8 @@ $node->safe_psql(
 	'postgres', qq{
 	CREATE TABLE dropped AS
 	SELECT ('m' || g)::event_stats.counter::int AS id
-	  FROM generate_series(1, $n, 2) g;
-	-- a drop locks its counter to the end of its transaction, as DROP
-	-- TABLE locks its table: drop them a thousand per transaction
-	DO \$\$
-	BEGIN
-		FOR g IN 1 .. $n BY 2 LOOP
-			PERFORM event_stats.drop_counter(('m' || g)::event_stats.counter);
-			IF g % 2000 = 1 THEN
-				COMMIT;
-			END IF;
-		END LOOP;
-	END \$\$;});
+	  FROM generate_series(1, $n, 2) g;});
+drop_counters_in_batches($node, 'postgres', 'm', 1, $n, 2);
 is( $node->safe_psql(
 		'postgres', q{
 	SELECT count(*) FROM event_stats.counter_shards

@@ -58,17 +58,7 @@ my $peak = $node->safe_psql('postgres',
 	'SELECT count(*) FROM event_stats.counter_shards');
 cmp_ok($peak, '>', 2 * $kept, "the churn wrote many shard rows ($peak)");
 
-$node->safe_psql(
-	'postgres', qq{
-	DO \$\$
-	BEGIN
-		FOR g IN $kept + 1 .. $counters LOOP
-			PERFORM event_stats.drop_counter(('c' || g)::event_stats.counter);
-			IF g % 1000 = 0 THEN
-				COMMIT;
-			END IF;
-		END LOOP;
-	END \$\$;});
+drop_counters_in_batches($node, 'postgres', 'c', $kept + 1, $counters);
 
 # The worker folds rows not written for a naptime into base rows on the
 # first pages, and moves base rows left far out down: wait until every row
