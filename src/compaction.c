@@ -161,6 +161,23 @@ PGDLLEXPORT void compaction_worker_main(Datum main_arg) pg_attribute_noreturn();
  * Defines the GUCs and registers the launcher.  Called by _PG_init while
  * the library is being preloaded.
  */
+/*
+ * What the launcher and the per-database workers share: both connect (the
+ * launcher to no database), both start only once recovery is over.
+ */
+static void
+compaction_worker_init(BackgroundWorker *worker, const char *function,
+					   const char *type, int restart_time)
+{
+	memset(worker, 0, sizeof(*worker));
+	worker->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker->bgw_restart_time = restart_time;
+	strlcpy(worker->bgw_library_name, "event_stats", BGW_MAXLEN);
+	strlcpy(worker->bgw_function_name, function, BGW_MAXLEN);
+	strlcpy(worker->bgw_type, type, BGW_MAXLEN);
+}
+
 void
 compaction_init(void)
 {
@@ -185,16 +202,10 @@ compaction_init(void)
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = COMPACTION_RESTART_SECS;
-	strlcpy(worker.bgw_library_name, "event_stats", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "compaction_launcher_main", BGW_MAXLEN);
+	compaction_worker_init(&worker, "compaction_launcher_main",
+						   "event_stats compaction launcher",
+						   COMPACTION_RESTART_SECS);
 	strlcpy(worker.bgw_name, "event_stats compaction launcher", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "event_stats compaction launcher", BGW_MAXLEN);
-	worker.bgw_main_arg = (Datum) 0;
-	worker.bgw_notify_pid = 0;
 	RegisterBackgroundWorker(&worker);
 }
 
@@ -284,15 +295,10 @@ launcher_run_worker(const CompactionDb *db, FullTransactionId cold_before)
 	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	strlcpy(worker.bgw_library_name, "event_stats", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "compaction_worker_main", BGW_MAXLEN);
+	compaction_worker_init(&worker, "compaction_worker_main",
+						   "event_stats compaction", BGW_NEVER_RESTART);
 	snprintf(worker.bgw_name, BGW_MAXLEN,
 			 "event_stats compaction of database \"%s\"", db->name);
-	strlcpy(worker.bgw_type, "event_stats compaction", BGW_MAXLEN);
 	worker.bgw_main_arg = ObjectIdGetDatum(db->dboid);
 	StaticAssertStmt(sizeof(FullTransactionId) <= BGW_EXTRALEN,
 					 "bgw_extra too small for a FullTransactionId");
